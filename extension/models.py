@@ -1,0 +1,180 @@
+"""Request and response shapes. Pure: imports neither tornado nor jupyter_server."""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+MAX_QUERY_CHARS = 10_000
+TASK_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class Status(str, Enum):
+    """Lifecycle of a task: the seed's four plus `queued` and `cancelled`."""
+
+    queued = "queued"
+    running = "running"
+    paused = "paused"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the task will emit no more events without a resume or restart."""
+        return self in (Status.completed, Status.failed, Status.cancelled)
+
+    @property
+    def active(self) -> bool:
+        """True while a runner owns (or is about to own) the task."""
+        return self in (Status.queued, Status.running)
+
+
+class _Strict(BaseModel):
+    # Unknown fields are a client error; JSON types are not coerced ("3" is not an int).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AISettings(_Strict):
+    """Which language model writes the plan, queries, learnings and report."""
+
+    provider: str = "extractive"
+    model: str | None = None
+    base_url: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    api_key: SecretStr | None = None
+    # Optional split like the original app: a stronger model plans and writes, a faster one
+    # generates queries and learnings. Both default to `model`.
+    thinking_model: str | None = None
+    task_model: str | None = None
+
+
+class SearchSettings(_Strict):
+    """Which search engine finds sources, and where the local one looks."""
+
+    provider: str = "local"
+    max_results: int = Field(default=5, ge=1, le=50)
+    sources: tuple[str, ...] = ()
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources_as_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("sources")
+    @classmethod
+    def _normalise_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Order and spelling of folder names do not change what is searched, so they must not
+        # change the task id either. Whether a folder lies inside the root is checked later,
+        # where the root directory is known.
+        cleaned = set()
+        for raw in value:
+            path = raw.strip().replace("\\", "/")
+            if not path:
+                raise ValueError("a source folder name is empty")
+            if "\x00" in path:
+                raise ValueError("a source folder name contains a NUL character")
+            cleaned.add(posixpath.normpath(path))
+        return tuple(sorted(cleaned))
+
+
+class ReportSettings(_Strict):
+    """Shape of the research: queries per round, rounds, and the report's language."""
+
+    language: str = Field(default="en", min_length=1, max_length=40)
+    breadth: int = Field(default=3, ge=1, le=10)
+    depth: int = Field(default=1, ge=1, le=5)
+
+
+class ResearchRequest(_Strict):
+    """Body of `POST tasks` and `POST research`."""
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    ai: AISettings = AISettings()
+    search: SearchSettings = SearchSettings()
+    report: ReportSettings = ReportSettings()
+    restart: bool = False
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query is empty or only white space")
+        return value
+
+
+def validation_message(error: ValidationError) -> str:
+    """One readable sentence per problem, each naming the field path (`ai.temperature`)."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"]) or "body"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"{location}: unknown field")
+        else:
+            parts.append(f"{location}: {item['msg']}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def public_dump(model: BaseModel) -> dict[str, Any]:
+    """JSON-ready dict of a settings model with every secret field left out."""
+    secret_names = {
+        name
+        for name, field in type(model).model_fields.items()
+        if _is_secret_annotation(field.annotation)
+    }
+    return model.model_dump(mode="json", exclude=secret_names)
+
+
+def public_request(request: ResearchRequest) -> dict[str, Any]:
+    """The request as stored and shown: secrets removed, `restart` dropped."""
+    return {
+        "query": request.query,
+        "ai": public_dump(request.ai),
+        "search": public_dump(request.search),
+        "report": public_dump(request.report),
+    }
+
+
+def _is_secret_annotation(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return SecretStr in getattr(annotation, "__args__", ())
+
+
+class SourceRef(BaseModel):
+    """One numbered source of a report."""
+
+    id: str
+    title: str
+    url: str
+
+
+class ResearchResult(BaseModel):
+    """What a completed task holds: the Markdown report and its numbered sources."""
+
+    report: str
+    sources: list[SourceRef] = []
+
+
+class TaskInfo(BaseModel):
+    """Public view of a task, as every route returns it."""
+
+    task_id: str
+    status: Status
+    step: str = ""
+    percentage: int = 0
+    message: str = ""
+    created_at: datetime
+    updated_at: datetime
+    request: dict[str, Any]
+    last_event_id: int = 0
+    attempts: int = 0
+    owner: str | None = None
+    result: ResearchResult | None = None
+    error: str | None = None

@@ -1,0 +1,187 @@
+"""What the task manager needs from storage: the task state, its events, and the store ABC.
+
+Each backend (`files`, later `redis`) implements `TaskStore`. The manager owns the live
+`TaskState` objects of the tasks it runs; the store persists them and replays their events.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..models import ResearchResult, Status, TaskInfo
+
+EVENT_TYPES = ("status", "progress", "output", "result")
+RECENT_MESSAGES = 50  # progress messages kept in the snapshot's seed-format `messages` list
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One SSE event: `id` is consecutive within a task, the same on every server."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass
+class TaskState:
+    """Everything known about one task. Event-derived fields change only through `apply`."""
+
+    task_id: str
+    request: dict[str, Any]  # public form: secrets removed (`models.public_request`)
+    owner: str | None = None
+    status: Status = Status.queued
+    step: str = ""
+    percentage: int = 0
+    message: str = ""
+    messages: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # this run's outputs, never truncated
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None  # when it last became terminal; drives expiry
+    attempts: int = 0
+    last_event_id: int = 0
+    run_first_event_id: int = 1  # the first id of the current run (ids never restart)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the state; used live and when rebuilding from a log."""
+        self.last_event_id = event.id
+        self.updated_at = utcnow()
+        data = event.data
+        if event.type == "status":
+            self.status = Status(data["status"])
+            self.error = data.get("error") if self.status is Status.failed else None
+            if data.get("error") and self.status is not Status.failed:
+                self.message = data["error"]
+            self.finished_at = self.updated_at if self.status.terminal else None
+        elif event.type == "progress":
+            self.step = data.get("step", self.step)
+            self.percentage = max(self.percentage, int(data.get("percentage", 0)))
+            if data.get("message"):
+                self.message = data["message"]
+                self.messages.append(data["message"])
+                del self.messages[:-RECENT_MESSAGES]
+        elif event.type == "output":
+            self.outputs.append(data["text"])
+        elif event.type == "result":
+            self.result = {"report": data["report"], "sources": data.get("sources", [])}
+
+    def reset_run(self) -> None:
+        """Forget the current run's outputs, checkpoints and result (ids keep counting)."""
+        self.run_first_event_id = self.last_event_id + 1
+        self.outputs = []
+        self.checkpoints = {}
+        self.result = None
+        self.error = None
+        self.step = ""
+        self.percentage = 0
+        self.message = ""
+        self.messages = []
+        self.attempts = 0
+        self.finished_at = None
+
+    def info(self) -> TaskInfo:
+        """The public `TaskInfo` view."""
+        return TaskInfo(
+            task_id=self.task_id,
+            status=self.status,
+            step=self.step,
+            percentage=self.percentage,
+            message=self.message,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            request=self.request,
+            last_event_id=self.last_event_id,
+            attempts=self.attempts,
+            owner=self.owner,
+            result=ResearchResult.model_validate(self.result) if self.result else None,
+            error=self.error,
+        )
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """A listing row: enough for `GET tasks` and start-up decisions without loading outputs."""
+
+    task_id: str
+    status: Status
+    owner: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class TaskStore(abc.ABC):
+    """Persistence of tasks and their event logs. All methods are safe to await concurrently."""
+
+    kind: str = "abstract"
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create folders or connections and start background flushing."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush everything pending durably and release resources."""
+
+    @abc.abstractmethod
+    async def create(self, state: TaskState) -> bool:
+        """Persist a new task; False (and nothing written) if the id exists, even across processes."""
+
+    @abc.abstractmethod
+    async def load(self, task_id: str) -> TaskState | None:
+        """The full state of a task (repairing damaged files from the log), or None if absent."""
+
+    @abc.abstractmethod
+    async def summaries(self) -> list[TaskSummary]:
+        """One row per stored task, without loading outputs or checkpoints."""
+
+    @abc.abstractmethod
+    async def append(self, state: TaskState, type: str, data: dict[str, Any]) -> Event:
+        """Give the event the next id, fold it into `state`, and log it (durable within flush_interval)."""
+
+    @abc.abstractmethod
+    async def save(self, state: TaskState, *, durable: bool = False) -> None:
+        """Write the snapshot (status, progress, outputs, attempts, result...) atomically.
+
+        With `durable=True` the log and snapshot are fsynced before returning; the manager uses
+        it before a `completed` status becomes visible.
+        """
+
+    @abc.abstractmethod
+    async def save_checkpoint(self, state: TaskState, key: str, value: Any) -> None:
+        """Record a finished unit of the current run durably and in `state.checkpoints`."""
+
+    @abc.abstractmethod
+    async def reset_run(self, state: TaskState) -> None:
+        """Start a new run under the same id: `state.reset_run()` and discard the old run on disk."""
+
+    @abc.abstractmethod
+    def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """Stored events of the current run with id > `after`, oldest first, streamed lazily.
+
+        Includes events appended through this store instance that are not flushed yet.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, task_id: str) -> bool:
+        """Remove a task and all its files; False if it did not exist."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Make every appended event and saved snapshot durable now."""
+
+    async def health(self) -> dict[str, Any]:
+        """Backend-specific facts for `GET health` (kind, location)."""
+        return {"kind": self.kind}
