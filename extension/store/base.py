@@ -53,6 +53,8 @@ class TaskState:
     result: dict[str, Any] | None = None
     error: str | None = None
     checkpoints: dict[str, Any] = field(default_factory=dict)
+    # Why the task is paused: "user", "shutdown" (resumed at start-up) or "credentials".
+    paused_by: str | None = None
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state; used live and when rebuilding from a log."""
@@ -61,6 +63,7 @@ class TaskState:
         data = event.data
         if event.type == "status":
             self.status = Status(data["status"])
+            self.paused_by = data.get("reason", "user") if self.status is Status.paused else None
             self.error = data.get("error") if self.status is Status.failed else None
             if data.get("error") and self.status is not Status.failed:
                 self.message = data["error"]
@@ -181,6 +184,10 @@ class TaskStore(abc.ABC):
     @abc.abstractmethod
     async def flush(self) -> None:
         """Make every appended event and saved snapshot durable now."""
+
+    @abc.abstractmethod
+    async def expire(self, older_than: datetime) -> list[str]:
+        """Delete terminal tasks that finished before `older_than`; return their ids."""
 
     async def health(self) -> dict[str, Any]:
         """Backend-specific facts for `GET health` (kind, location)."""
