@@ -140,7 +140,7 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     async def create(self, state: TaskState) -> bool:
-        """Persist a new task; False (and nothing written) if the id exists, even across processes."""
+        """Persist a new task; False (nothing written) if the id exists, even in another process."""
 
     @abc.abstractmethod
     async def load(self, task_id: str) -> TaskState | None:
@@ -152,7 +152,7 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     async def append(self, state: TaskState, type: str, data: dict[str, Any]) -> Event:
-        """Give the event the next id, fold it into `state`, and log it (durable within flush_interval)."""
+        """Number the event, fold it into `state`, log it (durable within flush_interval)."""
 
     @abc.abstractmethod
     async def save(self, state: TaskState, *, durable: bool = False) -> None:
@@ -168,7 +168,7 @@ class TaskStore(abc.ABC):
 
     @abc.abstractmethod
     async def reset_run(self, state: TaskState) -> None:
-        """Start a new run under the same id: `state.reset_run()` and discard the old run on disk."""
+        """Start a new run under the same id: `state.reset_run()`, discard the old run on disk."""
 
     @abc.abstractmethod
     def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
