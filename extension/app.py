@@ -1,0 +1,226 @@
+"""`DeepResearchApp`: the Jupyter server extension holding configuration, routes and the manager."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime, timezone
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, default, validate
+
+from .handlers import route_table
+from .manager import TaskManager
+from .research.context import ResearchPipeline
+from .store.base import TaskStore
+
+ACTIVITY_KEY = "deepresearch"
+SWEEP_SECONDS = 3600.0
+ACTIVITY_TICK_SECONDS = 30.0
+
+
+class DeepResearchApp(ExtensionApp):
+    """Runs deep-research tasks in the background of the Jupyter server."""
+
+    name = "jupyter_deepresearch.extension"
+    load_other_extensions = True
+
+    storage_dir = Unicode(
+        "",
+        config=True,
+        help="Folder of the `files` store. Empty: $TASK_STORAGE_DIR, else "
+        "{jupyter_data_dir}/deepresearch/tasks.",
+    )
+    cache_dir = Unicode(
+        "",
+        config=True,
+        help="Folder for caches that outlive tasks (the local search index). Empty: "
+        "{jupyter_data_dir}/deepresearch/cache.",
+    )
+    store = Enum(["files", "redis"], "files", config=True, help="Task store backend.")
+    redis_url = Unicode(
+        "redis://127.0.0.1:6379/0", config=True, help="Redis URL for the `redis` store."
+    )
+    max_concurrent_tasks = Integer(
+        2, config=True, help="Tasks run at once by this server; the rest wait as `queued`."
+    )
+    max_task_age_hours = Float(
+        config=True,
+        help="Finished tasks older than this are deleted by a periodic sweep; 0 keeps them "
+        "forever. Default: $MAX_TASK_AGE_HOURS, else 168.",
+    )
+    lease_seconds = Float(
+        30.0,
+        config=True,
+        help="How long a runner's lease lasts without renewal before another server may take "
+        "the task over.",
+    )
+    flush_interval = Float(
+        1.0, config=True, help="Seconds within which a recorded event reaches the disk."
+    )
+    auto_resume = Bool(
+        True,
+        config=True,
+        help="Resume tasks that were running, queued or paused by a shutdown when the server "
+        "starts.",
+    )
+    fingerprint_scope = Enum(
+        ["user", "shared"],
+        "user",
+        config=True,
+        help="`user`: each user has their own tasks (the owner is part of the task id); "
+        "`shared`: identical requests from different users share one task.",
+    )
+    default_ai = Dict(
+        config=True,
+        help="Defaults for a request's `ai` section, e.g. {'provider': 'openai-compatible', "
+        "'base_url': 'http://127.0.0.1:11434/v1', 'model': 'llama3.1'}. May hold `api_key`.",
+    )
+    default_search = Dict(
+        config=True, help="Defaults for a request's `search` section, e.g. a SearXNG base_url."
+    )
+    max_body_bytes = Integer(
+        1_048_576, config=True, help="Largest accepted request body; larger ones get 413."
+    )
+    pipeline = Unicode(
+        "jupyter_deepresearch.extension.research:run_research",
+        config=True,
+        help="Import path 'module:callable' of the research pipeline each task runs.",
+    )
+
+    manager: TaskManager | None = None
+    _background: list[asyncio.Task[None]]
+
+    @default("max_task_age_hours")
+    def _default_max_age(self) -> float:
+        raw = os.environ.get("MAX_TASK_AGE_HOURS", "").strip()
+        if not raw:
+            return 168.0
+        try:
+            return float(raw)
+        except ValueError:
+            self.log.warning("Ignoring MAX_TASK_AGE_HOURS=%r: not a number", raw)
+            return 168.0
+
+    @validate("max_concurrent_tasks")
+    def _check_concurrency(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError("max_concurrent_tasks must be at least 1")
+        return int(proposal["value"])
+
+    @validate("lease_seconds", "flush_interval", "max_task_age_hours")
+    def _check_non_negative(self, proposal: Any) -> float:
+        if proposal["value"] < 0:
+            raise TraitError(f"{proposal['trait'].name} must not be negative")
+        return float(proposal["value"])
+
+    def resolved_storage_dir(self) -> Path:
+        raw = self.storage_dir or os.environ.get("TASK_STORAGE_DIR", "")
+        if raw:
+            return Path(raw).expanduser()
+        return Path(jupyter_data_dir()) / "deepresearch" / "tasks"
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        return Path(jupyter_data_dir()) / "deepresearch" / "cache"
+
+    def make_store(self) -> TaskStore:
+        if self.store == "redis":
+            raise TraitError("The redis store is not available in this version; use 'files'.")
+        from .store.files import FileTaskStore
+
+        return FileTaskStore(
+            self.resolved_storage_dir(), flush_interval=self.flush_interval, log=self.log
+        )
+
+    def load_pipeline(self) -> ResearchPipeline:
+        module_name, _, attribute = self.pipeline.partition(":")
+        if not module_name or not attribute:
+            raise TraitError(f"pipeline must look like 'module:callable', got {self.pipeline!r}")
+        pipeline: ResearchPipeline = getattr(import_module(module_name), attribute)
+        return pipeline
+
+    def initialize_settings(self) -> None:
+        from .research import validate_request
+
+        assert self.serverapp is not None
+        root_dir = Path(self.serverapp.root_dir).expanduser().resolve()
+        self.manager = TaskManager(
+            self.make_store(),
+            self.load_pipeline(),
+            root_dir=root_dir,
+            cache_dir=self.resolved_cache_dir(),
+            max_concurrent_tasks=self.max_concurrent_tasks,
+            default_ai=self.default_ai,
+            default_search=self.default_search,
+            fingerprint_scope=self.fingerprint_scope,
+            validate_request=validate_request,
+            on_activity=self._report_activity,
+            log=self.log,
+        )
+        self.manager.auto_resume = self.auto_resume
+        self._background = []
+        self.settings.update(
+            deepresearch_manager=self.manager,
+            deepresearch_max_body_bytes=self.max_body_bytes,
+        )
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(route_table())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        assert self.manager is not None
+        await self.manager.ensure_started(auto_resume=self.auto_resume)
+        self._export_connection_env(serverapp)
+        self._background = [
+            asyncio.create_task(self._expiry_loop(), name="deepresearch-expiry"),
+            asyncio.create_task(self._activity_loop(), name="deepresearch-activity"),
+        ]
+        self.log.info(
+            "deepresearch: %s store at %s, up to %d concurrent tasks",
+            self.store,
+            self.resolved_storage_dir(),
+            self.max_concurrent_tasks,
+        )
+
+    async def stop_extension(self) -> None:
+        for task in self._background:
+            task.cancel()
+        if self.manager is not None:
+            await self.manager.stop()
+
+    def _export_connection_env(self, serverapp: Any) -> None:
+        # Kernels this server launches inherit these, so `research()` finds its own server.
+        try:
+            os.environ["JUPYTER_DEEPRESEARCH_URL"] = serverapp.connection_url
+            token = getattr(serverapp.identity_provider, "token", "") or ""
+        except (AttributeError, TypeError):
+            return
+        os.environ["JUPYTER_DEEPRESEARCH_TOKEN"] = token
+
+    def _report_activity(self) -> None:
+        # An idle culler reads `last_activity_times`; research in flight counts as activity.
+        web_app = getattr(self.serverapp, "web_app", None)
+        if web_app is not None:
+            times = web_app.settings.setdefault("last_activity_times", {})
+            times[ACTIVITY_KEY] = datetime.now(timezone.utc)
+
+    async def _activity_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ACTIVITY_TICK_SECONDS)
+            if self.manager is not None and self.manager.running_count:
+                self._report_activity()
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            if self.manager is not None and self.max_task_age_hours > 0:
+                try:
+                    await self.manager.expire(self.max_task_age_hours)
+                except Exception:
+                    self.log.exception("deepresearch: expiry sweep failed")
+            await asyncio.sleep(min(SWEEP_SECONDS, max(60.0, self.max_task_age_hours * 360)))

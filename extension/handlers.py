@@ -1,0 +1,280 @@
+"""HTTP routes under `api/deepresearch/`: thin handlers that parse, authorize, call the manager."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from pydantic import ValidationError
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .errors import BadRequest, DeepResearchError, PayloadTooLarge
+from .manager import TaskManager
+from .models import ResearchRequest, Status, validation_message
+from .sse import encode_comment, encode_event, encode_retry
+from .store.base import TaskState
+
+AUTH_RESOURCE = "deepresearch"
+TASK_ID = r"(?P<task_id>[^/]+)"
+RETRY_MILLISECONDS = 3000
+
+
+class DeepResearchHandler(APIHandler):
+    """Common ground: JSON errors from domain exceptions, the manager, the caller's name."""
+
+    auth_resource = AUTH_RESOURCE
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        await self.manager.ensure_started(auto_resume=self.manager.auto_resume)
+
+    @property
+    def manager(self) -> TaskManager:
+        manager: TaskManager = self.settings["deepresearch_manager"]
+        return manager
+
+    @property
+    def user_name(self) -> str | None:
+        user = self.current_user
+        return getattr(user, "username", None) if user else None
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("X-Request-ID", uuid.uuid4().hex)
+        if self.settings.get("allow_origin") or self.settings.get("allow_origin_pat"):
+            self.set_header(
+                "Access-Control-Expose-Headers", "X-Task-ID, X-Request-ID, X-Model-Name"
+            )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, DeepResearchError):
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": error.message}))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, DeepResearchError):
+            status_code = error.status_code
+            if status_code >= 500:
+                self.log.warning("deepresearch: %s", error.message)
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # Client mistakes are expected; only unexpected failures deserve a traceback.
+        if isinstance(value, DeepResearchError) and value.status_code < 500:
+            self.log.info("deepresearch: %s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    def read_request(self) -> ResearchRequest:
+        """The body as a `ResearchRequest`, or a 400/413 that says what is wrong."""
+        limit = self.settings["deepresearch_max_body_bytes"]
+        body = self.request.body
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body is {len(body)} bytes; the limit is {limit}.")
+        try:
+            decoded = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise BadRequest(f"Request body is not valid JSON: {error}") from None
+        if not isinstance(decoded, dict):
+            raise BadRequest("Request body must be a JSON object with at least a `query`.")
+        try:
+            return ResearchRequest.model_validate_json(body)
+        except ValidationError as error:
+            raise BadRequest(validation_message(error)) from None
+
+    def write_task(self, state: TaskState, status_code: int = 200) -> None:
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(state.info().model_dump_json())
+
+    def set_task_headers(self, state: TaskState) -> None:
+        self.set_header("X-Task-ID", state.task_id)
+        ai = state.request.get("ai", {})
+        self.set_header("X-Model-Name", ai.get("model") or ai.get("provider") or "")
+        self.set_header("Location", self.task_url(state.task_id))
+
+    def task_url(self, task_id: str) -> str:
+        return f"{self.base_url.rstrip('/')}/api/deepresearch/tasks/{task_id}"
+
+
+class SSEMixin(DeepResearchHandler):
+    """Streams a task's events as Server-Sent Events until it ends or the client leaves."""
+
+    _closed: asyncio.Event | None = None
+    _wake: asyncio.Future[None] | None = None
+
+    def on_connection_close(self) -> None:
+        if self._closed is not None:
+            self._closed.set()
+            task_id = getattr(self, "_streaming_task_id", None)
+            if task_id:
+                self._wake = asyncio.ensure_future(self.manager.wake(task_id))
+
+    def resume_point(self) -> int:
+        """`Last-Event-ID` wins over `?after=` (a reconnecting browser keeps its old URL)."""
+        raw = self.request.headers.get("Last-Event-ID")
+        source = "Last-Event-ID header"
+        if raw is None:
+            raw = self.get_query_argument("after", None)
+            source = "after"
+        if raw is None or raw.strip() == "":
+            return 0
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(f"{source} must be a non-negative integer, got {raw!r}.") from None
+        if value < 0:
+            raise BadRequest(f"{source} must be a non-negative integer, got {raw!r}.")
+        return value
+
+    async def stream(self, state: TaskState, after: int, *, follow: bool) -> None:
+        self._closed = asyncio.Event()
+        self._streaming_task_id = state.task_id
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        try:
+            self.write(encode_retry(RETRY_MILLISECONDS))
+            await self.flush()
+            async for event in self.manager.follow(
+                state.task_id, after, live=follow, closed=self._closed
+            ):
+                if event is None:
+                    self.write(encode_comment("keepalive"))
+                else:
+                    self.write(encode_event(event.id, event.type, event.data))
+                await self.flush()
+        except StreamClosedError:
+            return
+        except DeepResearchError as error:
+            # The task vanished (deleted) mid-stream: end the stream, not the server.
+            self.log.info("deepresearch: stream of %s ended: %s", state.task_id, error.message)
+        if not self._closed.is_set():
+            self.finish()
+
+
+class TasksHandler(DeepResearchHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        request = self.read_request()
+        state, created = await self.manager.submit(request, self.user_name)
+        self.set_task_headers(state)
+        self.write_task(state, 201 if created else 200)
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        raw_status = self.get_query_argument("status", None)
+        status = None
+        if raw_status is not None:
+            try:
+                status = Status(raw_status)
+            except ValueError:
+                known = ", ".join(s.value for s in Status)
+                raise BadRequest(f"status must be one of {known}; got {raw_status!r}.") from None
+        limit = None
+        raw_limit = self.get_query_argument("limit", None)
+        if raw_limit is not None:
+            if not raw_limit.isdigit() or int(raw_limit) < 1:
+                raise BadRequest(f"limit must be a positive integer; got {raw_limit!r}.")
+            limit = int(raw_limit)
+        states = await self.manager.list(self.user_name, status, limit)
+        tasks = [json.loads(state.info().model_dump_json()) for state in states]
+        self.finish({"tasks": tasks})
+
+
+class TaskHandler(DeepResearchHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, task_id: str) -> None:
+        self.write_task(await self.manager.get(task_id, self.user_name))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, task_id: str) -> None:
+        await self.manager.delete(task_id, self.user_name)
+        self.set_status(204)
+        self.finish()
+
+
+class TaskActionHandler(DeepResearchHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, task_id: str, action: str) -> None:
+        if action == "pause":
+            state = await self.manager.pause(task_id, self.user_name)
+        elif action == "resume":
+            state = await self.manager.resume(task_id, self.user_name)
+        else:
+            state = await self.manager.cancel(task_id, self.user_name)
+        self.write_task(state)
+
+
+class TaskEventsHandler(SSEMixin):
+    @web.authenticated
+    @authorized
+    async def get(self, task_id: str) -> None:
+        state = await self.manager.get(task_id, self.user_name)
+        after = self.resume_point()
+        follow = self.get_query_argument("follow", "true").lower() not in ("false", "0", "no")
+        if state.status.terminal and after >= state.last_event_id:
+            # Nothing left to receive: 204 tells a browser EventSource to stop reconnecting.
+            self.set_status(204)
+            self.finish()
+            return
+        self.set_task_headers(state)
+        await self.stream(state, after, follow=follow)
+
+
+class ResearchHandler(SSEMixin):
+    """The seed's one-shot form: create-or-attach, and the response is the event stream."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        request = self.read_request()
+        state, created = await self.manager.submit(request, self.user_name)
+        self.set_task_headers(state)
+        self.set_status(201 if created else 200)
+        await self.stream(state, self.resume_point(), follow=True)
+
+
+class HealthHandler(DeepResearchHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(await self.manager.health())
+
+
+class OpenAPIHandler(DeepResearchHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from .openapi import openapi_document
+
+        self.finish(openapi_document())
+
+
+def route_table(prefix: str = "api/deepresearch") -> list[tuple[str, type[DeepResearchHandler]]]:
+    """Routes relative to the server's base URL."""
+    return [
+        (rf"/{prefix}/tasks", TasksHandler),
+        (rf"/{prefix}/tasks/{TASK_ID}", TaskHandler),
+        (rf"/{prefix}/tasks/{TASK_ID}/events", TaskEventsHandler),
+        (rf"/{prefix}/tasks/{TASK_ID}/(?P<action>pause|resume|cancel)", TaskActionHandler),
+        (rf"/{prefix}/research", ResearchHandler),
+        (rf"/{prefix}/health", HealthHandler),
+        (rf"/{prefix}/openapi.json", OpenAPIHandler),
+    ]

@@ -1,0 +1,577 @@
+"""The background task manager: dedup, queue, runners, pause/resume/cancel, live event fan-out.
+
+Tasks run as asyncio tasks of the server's event loop, never tied to an HTTP request, so a
+client that goes away changes nothing. The store persists; this module decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import (
+    BadRequest,
+    Conflict,
+    DeepResearchError,
+    MissingCredentials,
+    StoreUnavailable,
+    TaskNotFound,
+)
+from .fingerprint import is_task_id, task_id_for
+from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
+from .research.context import JSONValue, ResearchPipeline
+from .store.base import Event, TaskState, TaskStore, utcnow
+
+RECENT_EVENTS = 4096  # per running task, served to followers without touching the store
+KEEPALIVE_SECONDS = 15.0
+STOP_GRACE_SECONDS = 5.0
+
+RequestValidator = Callable[[ResearchRequest, Path], None]
+
+
+@dataclass
+class _Live:
+    """In-memory companion of a task this server is running or has queued."""
+
+    state: TaskState
+    request: ResearchRequest  # resolved, secrets included: never persisted
+    runner: asyncio.Task[None] | None = None
+    stop_reason: str | None = None  # "pause", "cancel", "shutdown", "discard"
+    recent: deque[Event] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+
+
+class _RunContext:
+    """The `ResearchContext` one run of the pipeline sees."""
+
+    def __init__(self, manager: TaskManager, live: _Live) -> None:
+        self._manager = manager
+        self._live = live
+
+    @property
+    def request(self) -> ResearchRequest:
+        return self._live.request
+
+    @property
+    def root_dir(self) -> Path:
+        return self._manager.root_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._manager.cache_dir
+
+    async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
+        # Percentages never go backwards, even when a resumed run re-reports an earlier unit.
+        pct = max(self._live.state.percentage, min(100, max(0, int(percentage))))
+        data: dict[str, Any] = {"step": step, "percentage": pct}
+        if message:
+            data["message"] = message
+        await self._manager._emit(self._live, "progress", data)
+
+    async def output(self, text: str) -> None:
+        await self._manager._emit(self._live, "output", {"text": text})
+
+    def checkpoint(self, key: str) -> JSONValue | None:
+        return self._live.state.checkpoints.get(key)
+
+    async def save_checkpoint(self, key: str, value: JSONValue) -> None:
+        await self._manager.store.save_checkpoint(self._live.state, key, value)
+
+
+class TaskManager:
+    """Creates, schedules, runs and controls research tasks on top of a `TaskStore`."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        pipeline: ResearchPipeline,
+        *,
+        root_dir: Path,
+        cache_dir: Path,
+        max_concurrent_tasks: int = 2,
+        default_ai: dict[str, Any] | None = None,
+        default_search: dict[str, Any] | None = None,
+        fingerprint_scope: str = "user",
+        validate_request: RequestValidator | None = None,
+        on_activity: Callable[[], None] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.root_dir = root_dir
+        self.cache_dir = cache_dir
+        self.max_concurrent_tasks = max(1, max_concurrent_tasks)
+        self.default_ai = dict(default_ai or {})
+        self.default_search = dict(default_search or {})
+        self.fingerprint_scope = fingerprint_scope
+        self._validate = validate_request
+        self._on_activity = on_activity or (lambda: None)
+        self.log = log or logging.getLogger(__name__)
+        self._live: dict[str, _Live] = {}
+        self._queue: deque[str] = deque()
+        self._id_locks: dict[str, asyncio.Lock] = {}
+        self._changed: dict[str, asyncio.Condition] = {}
+        self._stopping = False
+        self._started = False
+        self._start_lock: asyncio.Lock | None = None
+        self.auto_resume = True
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def ensure_started(self, *, auto_resume: bool = True) -> None:
+        """Start once; requests that arrive before the server's start hook wait for it."""
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if not self._started:
+                await self._start(auto_resume=auto_resume)
+                self._started = True
+
+    async def _start(self, *, auto_resume: bool) -> None:
+        """Open the store and pick up tasks a previous server left running, queued or paused."""
+        await self.store.open()
+        leftovers = []
+        for row in await self.store.summaries():
+            if row.status.active:
+                leftovers.append(row)
+            elif row.status is Status.paused and auto_resume:
+                state = await self.store.load(row.task_id)
+                if state is not None and state.paused_by == "shutdown":
+                    leftovers.append(row)
+        leftovers.sort(key=lambda row: row.created_at)
+        for row in leftovers:
+            state = await self.store.load(row.task_id)
+            if state is None:
+                continue
+            if auto_resume:
+                request = self._stored_request(state)
+                self.log.info("Resuming task %s after server start", state.task_id)
+                await self._enqueue(state, request)
+            elif state.status.active:
+                await self._set_status(state, Status.paused, reason="shutdown")
+                await self.store.save(state)
+
+    async def stop(self) -> None:
+        """Pause running tasks cleanly (persisted), then flush and close the store."""
+        self._stopping = True
+        self._queue.clear()
+        runners = []
+        for live in list(self._live.values()):
+            if live.runner is not None and not live.runner.done():
+                live.stop_reason = "shutdown"
+                live.runner.cancel()
+                runners.append(live.runner)
+        if runners:
+            await asyncio.wait(runners, timeout=STOP_GRACE_SECONDS)
+        with contextlib.suppress(DeepResearchError):
+            await self.store.close()
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for live in self._live.values() if _is_running(live))
+
+    # ----------------------------------------------------------------- requests
+
+    def resolve_request(self, request: ResearchRequest) -> ResearchRequest:
+        """Apply the server's `default_ai` / `default_search` under what the request gave."""
+        ai = _merge(request.ai, self.default_ai)
+        search = _merge(request.search, self.default_search)
+        try:
+            return request.model_validate(
+                {
+                    "query": request.query,
+                    "ai": ai,
+                    "search": search,
+                    "report": request.report,
+                    "restart": request.restart,
+                },
+                strict=False,
+            )
+        except ValidationError as error:
+            raise BadRequest(validation_message(error)) from None
+
+    def task_id_of(self, request: ResearchRequest, user: str | None) -> str:
+        owner = user if self.fingerprint_scope == "user" else None
+        return task_id_for(request, owner)
+
+    async def submit(self, request: ResearchRequest, user: str | None) -> tuple[TaskState, bool]:
+        """Create-or-attach per DESIGN.md's table; returns the task and whether it was created."""
+        request = self.resolve_request(request)
+        if self._validate is not None:
+            self._validate(request, self.root_dir)
+        task_id = self.task_id_of(request, user)
+        async with self._lock(task_id):
+            live = self._live.get(task_id)
+            state = live.state if live else await self.store.load(task_id)
+            if state is None:
+                state = TaskState(task_id=task_id, request=public_request(request), owner=user)
+                if await self.store.create(state):
+                    self.log.info("Created task %s", task_id)
+                    await self._enqueue(state, request)
+                    return state, True
+                state = await self.store.load(task_id)
+                if state is None:
+                    raise StoreUnavailable(f"Task {task_id} exists but cannot be read.")
+            if request.restart:
+                await self._restart(state, request)
+            elif state.status.active:
+                if live is not None and request.ai.api_key and not live.request.ai.api_key:
+                    live.request = request
+                self.log.info("Attached to task %s (%s)", task_id, state.status.value)
+            elif state.status is Status.completed:
+                self.log.info("Returned completed task %s", task_id)
+            else:
+                self.log.info("Resuming task %s from %s", task_id, state.status.value)
+                await self._enqueue(state, request)
+            return state, False
+
+    async def get(self, task_id: str, user: str | None = None) -> TaskState:
+        """The task's current state (live if running here, else from the store)."""
+        if not is_task_id(task_id):
+            raise BadRequest(f"Malformed task id {task_id!r}: expected 32 lower-case hex digits.")
+        live = self._live.get(task_id)
+        state = live.state if live else await self.store.load(task_id)
+        if state is None or not self._visible(state, user):
+            raise TaskNotFound(task_id)
+        return state
+
+    async def list(
+        self, user: str | None = None, status: Status | None = None, limit: int | None = None
+    ) -> list[TaskState]:
+        """Tasks visible to `user`, newest first."""
+        rows = [
+            row
+            for row in await self.store.summaries()
+            if (status is None or row.status is status)
+            and (self.fingerprint_scope != "user" or row.owner == user)
+        ]
+        rows.sort(key=lambda row: row.created_at, reverse=True)
+        states = []
+        for row in rows[:limit] if limit is not None else rows:
+            live = self._live.get(row.task_id)
+            state = live.state if live else await self.store.load(row.task_id)
+            if state is not None and (status is None or state.status is status):
+                states.append(state)
+        return states
+
+    async def pause(self, task_id: str, user: str | None = None) -> TaskState:
+        state = await self.get(task_id, user)
+        async with self._lock(task_id):
+            if not state.status.active:
+                raise Conflict(
+                    f"Task {task_id} is {state.status.value}; only queued or running "
+                    "tasks can be paused."
+                )
+            await self._stop_run(state, "pause", Status.paused)
+        return state
+
+    async def cancel(self, task_id: str, user: str | None = None) -> TaskState:
+        state = await self.get(task_id, user)
+        async with self._lock(task_id):
+            if state.status.terminal:
+                raise Conflict(f"Task {task_id} is already {state.status.value}.")
+            await self._stop_run(state, "cancel", Status.cancelled)
+        return state
+
+    async def resume(self, task_id: str, user: str | None = None) -> TaskState:
+        state = await self.get(task_id, user)
+        async with self._lock(task_id):
+            if state.status not in (Status.paused, Status.failed, Status.cancelled):
+                raise Conflict(
+                    f"Task {task_id} is {state.status.value}; only paused, failed or "
+                    "cancelled tasks can be resumed."
+                )
+            live = self._live.get(task_id)
+            request = live.request if live else self._stored_request(state)
+            await self._enqueue(state, request)
+        return state
+
+    async def delete(self, task_id: str, user: str | None = None) -> None:
+        state = await self.get(task_id, user)
+        async with self._lock(task_id):
+            live = self._live.get(task_id)
+            if live is not None:
+                await self._halt(live, "discard")
+            with contextlib.suppress(ValueError):
+                self._queue.remove(task_id)
+            self._live.pop(task_id, None)
+            await self.store.delete(task_id)
+            self.log.info("Deleted task %s", state.task_id)
+        await self._notify(task_id)
+
+    async def expire(self, max_age_hours: float) -> list[str]:
+        """Delete finished tasks older than the limit (never running, queued or paused ones)."""
+        if max_age_hours <= 0:
+            return []
+        removed = await self.store.expire(utcnow() - timedelta(hours=max_age_hours))
+        for task_id in removed:
+            self.log.info("Expired task %s", task_id)
+        return removed
+
+    async def health(self) -> dict[str, Any]:
+        """Store facts and task counts by status."""
+        counts = {status.value: 0 for status in Status}
+        for row in await self.store.summaries():
+            counts[row.status.value] += 1
+        return {
+            "status": "ok",
+            "store": await self.store.health(),
+            "tasks": counts,
+            "running_here": self.running_count,
+            "queued_here": len(self._queue),
+            "max_concurrent_tasks": self.max_concurrent_tasks,
+        }
+
+    # ----------------------------------------------------------------- events
+
+    async def follow(
+        self,
+        task_id: str,
+        after: int,
+        *,
+        live: bool = True,
+        closed: asyncio.Event | None = None,
+    ) -> AsyncIterator[Event | None]:
+        """Events with id > `after`, then live ones until the task is terminal.
+
+        Yields None after `KEEPALIVE_SECONDS` without news so the caller can send a keepalive;
+        stops when `closed` is set (the client went away).
+        """
+        last = after
+        condition = self._condition(task_id)
+        while True:
+            async with condition:
+                state = await self.get(task_id)
+                last = max(last, state.run_first_event_id - 1)
+                pending = last < state.last_event_id
+                finished = state.status.terminal
+            if pending:
+                async for event in self._events_after(task_id, last):
+                    yield event
+                    last = event.id
+                continue
+            if finished or not live or (closed is not None and closed.is_set()):
+                return
+            async with condition:
+                if (await self.get(task_id)).last_event_id > last:
+                    continue
+                try:
+                    await asyncio.wait_for(condition.wait(), KEEPALIVE_SECONDS)
+                except asyncio.TimeoutError:
+                    yield None
+            if closed is not None and closed.is_set():
+                return
+
+    async def wake(self, task_id: str) -> None:
+        """Wake followers of a task (e.g. because their client closed)."""
+        await self._notify(task_id)
+
+    async def _events_after(self, task_id: str, after: int) -> AsyncIterator[Event]:
+        live = self._live.get(task_id)
+        if live is not None and live.recent and live.recent[0].id <= after + 1:
+            for event in list(live.recent):
+                if event.id > after:
+                    yield event
+            return
+        async for event in self.store.events(task_id, after):
+            yield event
+
+    # ----------------------------------------------------------------- running
+
+    async def _enqueue(
+        self, state: TaskState, request: ResearchRequest, *, new_run: bool = False
+    ) -> None:
+        live = self._live.get(state.task_id)
+        if live is None:
+            live = self._live[state.task_id] = _Live(state=state, request=request)
+        else:
+            live.request = request
+        live.stop_reason = None
+        if new_run or state.status is not Status.queued:
+            await self._set_status(state, Status.queued)
+            await self.store.save(state)
+        if state.task_id not in self._queue:
+            self._queue.append(state.task_id)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        while self._queue and not self._stopping:
+            if self.running_count >= self.max_concurrent_tasks:
+                return
+            live = self._live.get(self._queue.popleft())
+            if live is None or live.state.status is not Status.queued or _is_running(live):
+                continue
+            live.runner = asyncio.create_task(
+                self._run(live), name=f"deepresearch-{live.state.task_id}"
+            )
+
+    async def _run(self, live: _Live) -> None:
+        state = live.state
+        try:
+            state.attempts += 1
+            await self._set_status(state, Status.running)
+            await self.store.save(state)
+            self._on_activity()
+            outcome = await self.pipeline(_RunContext(self, live))
+            result = ResearchResult.model_validate(outcome)
+            await self._emit(live, "result", result.model_dump(mode="json"))
+            # The result must be durable before anyone can see `completed`.
+            await self.store.flush()
+            await self._set_status(state, Status.completed)
+            await self.store.save(state, durable=True)
+            self.log.info("Completed task %s (attempt %d)", state.task_id, state.attempts)
+        except asyncio.CancelledError:
+            await self._after_cancel(live)
+        except MissingCredentials as error:
+            self.log.warning("Task %s paused: %s", state.task_id, error.message)
+            await self._finish_quietly(state, Status.paused, error.message, reason="credentials")
+        except DeepResearchError as error:
+            self.log.warning("Task %s failed: %s", state.task_id, error.message)
+            await self._finish_quietly(state, Status.failed, error.message)
+        except Exception as error:
+            self.log.exception("Task %s failed with an internal error", state.task_id)
+            await self._finish_quietly(
+                state, Status.failed, f"Internal error: {type(error).__name__}: {error}"
+            )
+        finally:
+            self._on_activity()
+            if live.runner is asyncio.current_task():
+                live.runner = None
+            # Paused, failed and cancelled tasks keep their in-memory request (and so any secret)
+            # for a later resume; completed ones no longer need it.
+            if state.status is Status.completed and self._live.get(state.task_id) is live:
+                self._live.pop(state.task_id, None)
+            self._schedule()
+
+    async def _after_cancel(self, live: _Live) -> None:
+        reason = live.stop_reason
+        state = live.state
+        if reason in ("pause", "shutdown"):
+            await self._finish_quietly(
+                state, Status.paused, reason="user" if reason == "pause" else "shutdown"
+            )
+            self.log.info("Paused task %s (%s)", state.task_id, reason)
+        elif reason == "cancel":
+            await self._finish_quietly(state, Status.cancelled)
+            self.log.info("Cancelled task %s", state.task_id)
+        # "discard": restart or delete; the caller takes over the state.
+
+    async def _finish_quietly(
+        self,
+        state: TaskState,
+        status: Status,
+        message: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record a final status; a store failure here is logged, never raised into the loop."""
+        try:
+            await self._set_status(state, status, error=message, reason=reason)
+            await self.store.save(state, durable=True)
+        except DeepResearchError as error:
+            self.log.error(
+                "Could not record %s for task %s: %s", status.value, state.task_id, error
+            )
+
+    async def _stop_run(self, state: TaskState, reason: str, status: Status) -> None:
+        live = self._live.get(state.task_id)
+        if live is not None and _is_running(live):
+            await self._halt(live, reason)
+            return
+        with contextlib.suppress(ValueError):
+            self._queue.remove(state.task_id)
+        await self._set_status(state, status, reason="user" if status is Status.paused else None)
+        await self.store.save(state)
+
+    async def _halt(self, live: _Live, reason: str) -> None:
+        """Cancel a run in progress and wait until its final status is recorded."""
+        runner = live.runner
+        if runner is None or runner.done():
+            return
+        live.stop_reason = reason
+        runner.cancel()
+        await asyncio.wait([runner], timeout=STOP_GRACE_SECONDS)
+
+    async def _restart(self, state: TaskState, request: ResearchRequest) -> None:
+        live = self._live.get(state.task_id)
+        if live is not None:
+            await self._halt(live, "discard")
+        with contextlib.suppress(ValueError):
+            self._queue.remove(state.task_id)
+        self._live.pop(state.task_id, None)
+        await self.store.reset_run(state)
+        self.log.info("Restarting task %s from scratch", state.task_id)
+        await self._enqueue(state, request, new_run=True)
+
+    async def _set_status(
+        self,
+        state: TaskState,
+        status: Status,
+        *,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        data: dict[str, Any] = {"status": status.value}
+        if error:
+            data["error"] = error
+        if reason:
+            data["reason"] = reason
+        live = self._live.get(state.task_id)
+        if live is not None and live.state is state:
+            await self._emit(live, "status", data)
+        else:
+            await self.store.append(state, "status", data)
+            await self._notify(state.task_id)
+
+    async def _emit(self, live: _Live, type: str, data: dict[str, Any]) -> None:
+        event = await self.store.append(live.state, type, data)
+        live.recent.append(event)
+        self._on_activity()
+        await self._notify(live.state.task_id)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _stored_request(self, state: TaskState) -> ResearchRequest:
+        """Rebuild the resolved request of a stored task; secrets come from configuration."""
+        try:
+            request = ResearchRequest.model_validate(state.request, strict=False)
+        except ValidationError as error:
+            raise BadRequest(validation_message(error)) from None
+        return self.resolve_request(request)
+
+    def _visible(self, state: TaskState, user: str | None) -> bool:
+        return self.fingerprint_scope != "user" or user is None or state.owner == user
+
+    def _lock(self, task_id: str) -> asyncio.Lock:
+        return self._id_locks.setdefault(task_id, asyncio.Lock())
+
+    def _condition(self, task_id: str) -> asyncio.Condition:
+        return self._changed.setdefault(task_id, asyncio.Condition())
+
+    async def _notify(self, task_id: str) -> None:
+        condition = self._changed.get(task_id)
+        if condition is not None:
+            async with condition:
+                condition.notify_all()
+
+
+def _is_running(live: _Live) -> bool:
+    return live.runner is not None and not live.runner.done()
+
+
+def _merge(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Server defaults apply to a section unless the request picked another provider."""
+    explicit = given.model_dump(exclude_unset=True)
+    if "api_key" in explicit and explicit["api_key"] is not None:
+        explicit["api_key"] = explicit["api_key"].get_secret_value()
+    provider = explicit.get("provider")
+    if provider is not None and provider != defaults.get("provider", provider):
+        return explicit
+    return {**defaults, **explicit}

@@ -1,0 +1,197 @@
+"""The OpenAPI 3.1 document of `api/deepresearch/`, built from the models the handlers use."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from .models import ResearchRequest, Status, TaskInfo
+
+PREFIX = "/api/deepresearch"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_TASK_ID_PARAM = {
+    "name": "task_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
+_SSE = {
+    "description": "Server-Sent Events: `status`, `progress`, `output` and `result` events "
+    "with consecutive integer ids.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+_TASK_HEADERS = {
+    "X-Task-ID": {"schema": {"type": "string"}},
+    "X-Request-ID": {"schema": {"type": "string"}},
+    "X-Model-Name": {"schema": {"type": "string"}},
+    "Location": {"schema": {"type": "string"}},
+}
+_COMMON_ERRORS = {"403": _error("Not authenticated or not authorized")}
+
+
+def _task_action(summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [_TASK_ID_PARAM],
+            "responses": {
+                "200": _json(_ref("TaskInfo"), "The task after the change"),
+                "400": _error("Malformed task id"),
+                "404": _error("No such task"),
+                "409": _error("The change is impossible from the task's status"),
+                **_COMMON_ERRORS,
+            },
+        }
+    }
+
+
+def _submit(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("ResearchRequest")}},
+        },
+        "responses": {
+            "200": {**ok, "description": "Attached to, resumed or restarted an existing task"},
+            "201": {**ok, "description": "Created a new task"},
+            "400": _error("Invalid request; the message names the field"),
+            "413": _error("Body larger than max_body_bytes"),
+            "503": _error("Task store unavailable"),
+            **_COMMON_ERRORS,
+        },
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The whole document; cached since it depends only on code."""
+    schemas: dict[str, Any] = {}
+    for model in (ResearchRequest, TaskInfo):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": {"type": "string"}},
+    }
+    schemas["TaskList"] = {
+        "type": "object",
+        "required": ["tasks"],
+        "properties": {"tasks": {"type": "array", "items": _ref("TaskInfo")}},
+    }
+    task_ok = {**_json(_ref("TaskInfo"), "Task"), "headers": _TASK_HEADERS}
+    paths: dict[str, Any] = {
+        f"{PREFIX}/tasks": {
+            "post": _submit("Create or attach to the task for this request", task_ok),
+            "get": {
+                "summary": "List tasks, newest first",
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": [s.value for s in Status]},
+                    },
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                ],
+                "responses": {
+                    "200": _json(_ref("TaskList"), "Tasks"),
+                    "400": _error("Bad filter"),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        f"{PREFIX}/tasks/{{task_id}}": {
+            "get": {
+                "summary": "One task",
+                "parameters": [_TASK_ID_PARAM],
+                "responses": {
+                    "200": _json(_ref("TaskInfo"), "Task"),
+                    "400": _error("Malformed task id"),
+                    "404": _error("No such task"),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "delete": {
+                "summary": "Stop the task if it runs and remove it from storage",
+                "parameters": [_TASK_ID_PARAM],
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    "400": _error("Malformed task id"),
+                    "404": _error("No such task"),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        f"{PREFIX}/tasks/{{task_id}}/events": {
+            "get": {
+                "summary": "The task's events as Server-Sent Events",
+                "parameters": [
+                    _TASK_ID_PARAM,
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+                "responses": {
+                    "200": _SSE,
+                    "204": {"description": "Terminal task with nothing left to send"},
+                    "400": _error("Malformed task id or resume point"),
+                    "404": _error("No such task"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        f"{PREFIX}/tasks/{{task_id}}/pause": _task_action("Pause a queued or running task"),
+        f"{PREFIX}/tasks/{{task_id}}/resume": _task_action(
+            "Resume a paused, failed or cancelled task from its last checkpoint"
+        ),
+        f"{PREFIX}/tasks/{{task_id}}/cancel": _task_action("Cancel a task that is not finished"),
+        f"{PREFIX}/research": {
+            "post": _submit(
+                "Create or attach, and stream the task's events in the response",
+                {**_SSE, "headers": _TASK_HEADERS},
+            )
+        },
+        f"{PREFIX}/health": {
+            "get": {
+                "summary": "Store kind and task counts by status",
+                "responses": {"200": _json({"type": "object"}, "Health"), **_COMMON_ERRORS},
+            }
+        },
+        f"{PREFIX}/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3 document")},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "jupyter-deepresearch", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
+            },
+        },
+        "security": [{"token": []}],
+    }

@@ -1,0 +1,29 @@
+"""Server-Sent Events wire format (encoder only; clients decode with httpx-sse)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def encode_event(event_id: int, event: str, data: Any) -> bytes:
+    """One `id:`/`event:`/`data:` block; data that spans lines becomes several `data:` lines."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    if _LINE_BREAK.search(event):
+        raise ValueError("an SSE event name cannot contain a line break")
+    lines = [f"id: {event_id}", f"event: {event}"]
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(text))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def encode_comment(text: str = "keepalive") -> bytes:
+    """A comment line: ignored by clients, keeps proxies and idle timers from closing us."""
+    return "".join(f": {line}\n" for line in _LINE_BREAK.split(text)).encode() + b"\n"
+
+
+def encode_retry(milliseconds: int) -> bytes:
+    """Tell the client how long to wait before reconnecting."""
+    return f"retry: {int(milliseconds)}\n\n".encode()
