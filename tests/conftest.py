@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -67,3 +68,17 @@ def api(jp_fetch: Any, dr_app: Any) -> Any:
         )
 
     return call
+
+
+@pytest.fixture
+def server_url(jp_http_port: int, jp_base_url: str, dr_app: Any, http_server_client: Any) -> str:
+    """Base URL of the extension's API on the test server's real loopback socket."""
+    return f"http://127.0.0.1:{jp_http_port}{jp_base_url}api/deepresearch/"
+
+
+@pytest.fixture
+def http(server_url: str, jp_auth_header: dict[str, str], jp_asyncio_loop: Any) -> Any:
+    """An httpx client with the server's token, for streaming with httpx-sse."""
+    client = httpx.AsyncClient(base_url=server_url, headers=jp_auth_header, timeout=30)
+    yield client
+    jp_asyncio_loop.run_until_complete(client.aclose())
