@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import uuid
 from typing import Any
@@ -40,6 +41,12 @@ class DeepResearchHandler(APIHandler):
 
     @property
     def user_name(self) -> str | None:
+        """Who owns the tasks this request creates or sees."""
+        provider = self.identity_provider
+        if type(provider).__module__.startswith("jupyter_server."):
+            # Jupyter's own providers authenticate the server's owner by token or password and
+            # invent a random user name per session, so every such caller is that one account.
+            return getpass.getuser()
         user = self.current_user
         return getattr(user, "username", None) if user else None
 

@@ -215,7 +215,7 @@ class TaskManager:
                 state = TaskState(task_id=task_id, request=public_request(request), owner=user)
                 if await self.store.create(state):
                     self.log.info("Created task %s", task_id)
-                    await self._enqueue(state, request)
+                    await self._enqueue(state, request, new_run=True)
                     return state, True
                 state = await self.store.load(task_id)
                 if state is None:

@@ -20,8 +20,13 @@ def encode_event(event_id: int, event: str, data: Any) -> bytes:
 
 
 def encode_comment(text: str = "keepalive") -> bytes:
-    """A comment line: ignored by clients, keeps proxies and idle timers from closing us."""
-    return "".join(f": {line}\n" for line in _LINE_BREAK.split(text)).encode() + b"\n"
+    """Comment lines: ignored by clients, keep proxies and idle timers from closing us.
+
+    No blank line follows: a blank line would end an (empty) event block, and decoders that
+    keep the last event id (httpx-sse does, as the spec says) would then dispatch a phantom
+    event carrying the previous id.
+    """
+    return "".join(f": {line}\n" for line in _LINE_BREAK.split(text)).encode()
 
 
 def encode_retry(milliseconds: int) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,14 @@ def http(server_url: str, jp_auth_header: dict[str, str], jp_asyncio_loop: Any) 
     client = httpx.AsyncClient(base_url=server_url, headers=jp_auth_header, timeout=30)
     yield client
     jp_asyncio_loop.run_until_complete(client.aclose())
+
+
+@pytest.fixture
+def dr_log(dr_app: Any) -> Any:
+    """Everything the extension logs during the test, as text (`dr_log.getvalue()`)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.DEBUG)
+    dr_app.log.addHandler(handler)
+    yield stream
+    dr_app.log.removeHandler(handler)

@@ -86,11 +86,14 @@ async def test_running_task_reports_activity(api: Any, jp_serverapp: Any) -> Non
     await wait_status(api, task_id, "completed")
     stamp = jp_serverapp.web_app.settings["last_activity_times"]["deepresearch"]
     assert stamp >= before
-    assert jp_serverapp.last_activity() >= stamp
+    assert jp_serverapp.web_app.last_activity() >= stamp
 
 
 async def test_logs_name_task_ids(
-    api: Any, caplog: pytest.LogCaptureFixture, jp_logging_stream: Any
+    api: Any,
+    caplog: pytest.LogCaptureFixture,
+    jp_logging_stream: Any,
+    dr_log: Any,
 ) -> None:
     caplog.set_level(logging.INFO)
     ok = body(await api("POST", "tasks", body={"query": "logged units=1"}))["task_id"]
@@ -101,7 +104,7 @@ async def test_logs_name_task_ids(
     ]
     await wait_status(api, bad, "failed")
     await api("POST", "tasks", body={"query": "logged-fail units=1 fail-at=0"})
-    text = caplog.text + jp_logging_stream.getvalue()
+    text = caplog.text + jp_logging_stream.getvalue() + dr_log.getvalue()
     for pattern in (
         f"Created task {ok}",
         f"Completed task {ok}",

@@ -171,6 +171,7 @@ async def test_api_key_never_reaches_disk_logs_or_responses(
     storage_dir: Path,
     caplog: pytest.LogCaptureFixture,
     jp_logging_stream: Any,
+    dr_log: Any,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     request = {"query": "secret units=2", "ai": {"provider": "extractive", "api_key": SECRET}}
@@ -194,3 +195,5 @@ async def test_api_key_never_reaches_disk_logs_or_responses(
             assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET not in caplog.text
     assert SECRET not in jp_logging_stream.getvalue()
+    assert "Created task" in dr_log.getvalue()
+    assert SECRET not in dr_log.getvalue()
