@@ -6,6 +6,7 @@ to end. Behaviour is chosen by the query text so a subprocess server needs no ex
 - ``units=N``: N units (default 4), each checkpointed, each ``delay=S`` seconds (default 0.02)
 - ``fail-at=K``: raise a `ResearchError` in unit K (only the first time with ``fail-once``)
 - ``needs-key``: raise `MissingCredentials` unless the request carries an `ai.api_key`
+- ``outputs=N``: each unit emits N output events instead of one (long tasks for benchmarks)
 - ``gate``: before each unit wait for `GATES[query]` (an asyncio.Event) when one is registered
 """
 
@@ -37,6 +38,7 @@ async def stepped(ctx: ResearchContext) -> ResearchResult:
     units = int(_option(query, "units", "4"))
     delay = float(_option(query, "delay", os.environ.get("DR_TEST_UNIT_DELAY", "0.02")))
     fail_at = int(_option(query, "fail-at", "-1"))
+    per_unit = int(_option(query, "outputs", "1"))
     if query in STARTED:
         STARTED[query].set()
     if "needs-key" in query and ctx.request.ai.api_key is None:
@@ -54,6 +56,8 @@ async def stepped(ctx: ResearchContext) -> ResearchResult:
                 raise ResearchError(f"Unit {unit} failed on purpose.")
             UNIT_CALLS[f"{query}|{unit}"] += 1
             text = f"Unit {unit} of {query!r} done."
+            for line in range(1, per_unit):
+                await ctx.output(f"Unit {unit} line {line}.")
             await ctx.output(text)
             await ctx.save_checkpoint(key, {"text": text})
         await ctx.progress("search", int(100 * (unit + 1) / (units + 1)), f"unit {unit}")
