@@ -307,6 +307,28 @@ class TaskManager:
             self.log.info("Deleted task %s", state.task_id)
         await self._notify(task_id)
 
+    async def retry_storage_paused(self) -> list[str]:
+        """Resume tasks paused because the store failed, once it takes writes again."""
+        waiting = [
+            live
+            for live in self._live.values()
+            if live.state.status is Status.paused and live.state.paused_by == "storage"
+        ]
+        if not waiting:
+            return []
+        try:
+            await self.store.flush()
+        except DeepResearchError:
+            return []
+        resumed = []
+        for live in waiting:
+            async with self._lock(live.state.task_id):
+                if live.state.paused_by == "storage" and live.state.status is Status.paused:
+                    self.log.info("Storage is back; resuming task %s", live.state.task_id)
+                    await self._enqueue(live.state, live.request)
+                    resumed.append(live.state.task_id)
+        return resumed
+
     async def expire(self, max_age_hours: float) -> list[str]:
         """Delete finished tasks older than the limit (never running, queued or paused ones)."""
         if max_age_hours <= 0:
@@ -433,6 +455,11 @@ class TaskManager:
         except MissingCredentials as error:
             self.log.warning("Task %s paused: %s", state.task_id, error.message)
             await self._finish_quietly(state, Status.paused, error.message, reason="credentials")
+        except StoreUnavailable as error:
+            # Not the research's fault: pause, and `retry_storage_paused` resumes it once the
+            # store accepts writes again. Finished units stay checkpointed.
+            self.log.error("Task %s paused, storage unavailable: %s", state.task_id, error.message)
+            await self._finish_quietly(state, Status.paused, error.message, reason="storage")
         except DeepResearchError as error:
             self.log.warning("Task %s failed: %s", state.task_id, error.message)
             await self._finish_quietly(state, Status.failed, error.message)
@@ -479,6 +506,15 @@ class TaskManager:
             self.log.error(
                 "Could not record %s for task %s: %s", status.value, state.task_id, error
             )
+            if state.status is not status:
+                # Keep memory truthful (no runner owns the task any more) even if the disk
+                # did not take the status event.
+                state.status = status
+                state.paused_by = reason if status is Status.paused else None
+                state.error = message if status is Status.failed else None
+                if message:
+                    state.message = message
+            await self._notify(state.task_id)
 
     async def _stop_run(self, state: TaskState, reason: str, status: Status) -> None:
         live = self._live.get(state.task_id)
