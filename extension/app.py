@@ -20,7 +20,7 @@ from .store.base import TaskStore
 
 ACTIVITY_KEY = "deepresearch"
 SWEEP_SECONDS = 3600.0
-ACTIVITY_TICK_SECONDS = 30.0
+MAINTENANCE_SECONDS = 10.0  # storage retries; activity is reported every third tick
 
 
 class DeepResearchApp(ExtensionApp):
@@ -179,7 +179,7 @@ class DeepResearchApp(ExtensionApp):
         self._export_connection_env(serverapp)
         self._background = [
             asyncio.create_task(self._expiry_loop(), name="deepresearch-expiry"),
-            asyncio.create_task(self._activity_loop(), name="deepresearch-activity"),
+            asyncio.create_task(self._maintenance_loop(), name="deepresearch-maintenance"),
         ]
         self.log.info(
             "deepresearch: %s store at %s, up to %d concurrent tasks",
@@ -210,11 +210,19 @@ class DeepResearchApp(ExtensionApp):
             times = web_app.settings.setdefault("last_activity_times", {})
             times[ACTIVITY_KEY] = datetime.now(timezone.utc)
 
-    async def _activity_loop(self) -> None:
+    async def _maintenance_loop(self) -> None:
+        ticks = 0
         while True:
-            await asyncio.sleep(ACTIVITY_TICK_SECONDS)
-            if self.manager is not None and self.manager.running_count:
+            await asyncio.sleep(MAINTENANCE_SECONDS)
+            ticks += 1
+            if self.manager is None:
+                continue
+            if self.manager.running_count and ticks % 3 == 0:
                 self._report_activity()
+            try:
+                await self.manager.retry_storage_paused()
+            except Exception:
+                self.log.exception("deepresearch: storage retry failed")
 
     async def _expiry_loop(self) -> None:
         while True:
