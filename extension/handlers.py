@@ -30,7 +30,7 @@ class DeepResearchHandler(APIHandler):
 
     auth_resource = AUTH_RESOURCE
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
         await self.manager.ensure_started(auto_resume=self.manager.auto_resume)
 
@@ -197,7 +197,7 @@ class TasksHandler(DeepResearchHandler):
             if not raw_limit.isdigit() or int(raw_limit) < 1:
                 raise BadRequest(f"limit must be a positive integer; got {raw_limit!r}.")
             limit = int(raw_limit)
-        states = await self.manager.list(self.user_name, status, limit)
+        states = await self.manager.list_tasks(self.user_name, status, limit)
         tasks = [json.loads(state.info().model_dump_json()) for state in states]
         self.finish({"tasks": tasks})
 

@@ -243,7 +243,7 @@ class TaskManager:
             raise TaskNotFound(task_id)
         return state
 
-    async def list(
+    async def list_tasks(
         self, user: str | None = None, status: Status | None = None, limit: int | None = None
     ) -> list[TaskState]:
         """Tasks visible to `user`, newest first."""
