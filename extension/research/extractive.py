@@ -1,0 +1,365 @@
+"""`extractive` writer: an offline, deterministic author that quotes its sources.
+
+No model and no data files: plan and queries come from the question's keyphrases, learnings
+are sentences chosen from the search results by relevance with maximal marginal relevance
+(MMR) against redundancy, and the report arranges those sentences into an answer and details,
+every sentence carrying its [n] citation. Same input, byte-identical output.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
+from .citations import renumber
+from .text import (
+    code_names,
+    content_terms,
+    jaccard,
+    keyphrases,
+    normalise_space,
+    split_sentences,
+    tokenize,
+)
+
+MAX_LEARNING_SENTENCES = 7  # per query
+ANSWER_POINTS = 4
+DETAIL_SOURCES = 6
+MMR_LAMBDA = 0.7
+
+_FACETS = (
+    ("", "Find the documentation that answers the question directly"),
+    ("exception error raised", "Find the errors and exceptions involved"),
+    ("example usage return value", "Find how it is used and what it returns"),
+    ("note changed version deprecated", "Find caveats and changes between versions"),
+    ("function class method", "Find the functions and classes that implement it"),
+)
+
+
+class ExtractiveWriter(AIProvider):
+    """Writes plan, queries, learnings and report by selecting sentences; no model."""
+
+    name = "extractive"
+
+    @property
+    def model_name(self) -> str:
+        return "extractive"
+
+    async def plan(self, question: str, language: str, emit: Emit) -> str:
+        return make_plan(question)
+
+    async def queries(
+        self, question: str, plan: str, previous: list[Learnings], count: int, language: str
+    ) -> list[QuerySpec]:
+        return make_queries(question, previous, count)
+
+    async def learnings(
+        self, question: str, spec: QuerySpec, hits: list[Hit], language: str
+    ) -> Learnings:
+        return await anyio.to_thread.run_sync(
+            extract_learnings, question, spec, hits, abandon_on_cancel=True
+        )
+
+    async def report(self, job: ReportJob, emit: Emit) -> tuple[str, list[NumberedSource]]:
+        sections, sources = await anyio.to_thread.run_sync(
+            compose_report, job, abandon_on_cancel=True
+        )
+        for section in sections:
+            await emit(section)
+        return "".join(sections), sources
+
+
+# ---------------------------------------------------------------- plan and queries
+
+
+def _core_terms(question: str) -> list[str]:
+    return keyphrases(question, limit=6)
+
+
+def make_plan(question: str) -> str:
+    """A short Markdown plan derived from the question's key concepts."""
+    terms = _core_terms(question)
+    concepts = ", ".join(f"`{t}`" for t in terms) if terms else "the question's wording"
+    return (
+        "## Research plan\n\n"
+        f"**Question:** {normalise_space(question)}\n\n"
+        f"**Key concepts:** {concepts}\n\n"
+        "1. Search the sources for passages about these concepts, from several angles "
+        "(direct answer, errors and exceptions, usage, caveats).\n"
+        "2. From each query's results, keep the sentences most relevant to the question, "
+        "without repeating what another sentence already says.\n"
+        "3. Write a cited report: the answer first, then the details by source.\n"
+    )
+
+
+def make_queries(question: str, previous: list[Learnings], count: int) -> list[QuerySpec]:
+    """`count` distinct queries: facets of the question, then follow-ups of earlier rounds."""
+    core = " ".join(_core_terms(question)) or normalise_space(question)
+    candidates: list[QuerySpec] = []
+    if not previous:
+        candidates.append(QuerySpec(query=normalise_space(question), goal=_FACETS[0][1]))
+    else:
+        for followup in _followups(previous):
+            candidates.append(
+                QuerySpec(query=f"{core} {followup}", goal=f"Follow up on {followup}")
+            )
+    for extra, goal in _FACETS[1:]:
+        candidates.append(QuerySpec(query=f"{core} {extra}", goal=goal))
+    out: list[QuerySpec] = []
+    seen: list[set[str]] = [set(tokenize(q["query"])) for q in _asked(previous)]
+    for cand in candidates:
+        tokens = set(tokenize(cand["query"]))
+        if any(tokens == s for s in seen):
+            continue
+        seen.append(tokens)
+        out.append(cand)
+        if len(out) >= count:
+            break
+    return out
+
+
+def _asked(previous: list[Learnings]) -> list[QuerySpec]:
+    return [QuerySpec(query=item["query"], goal="") for item in previous]
+
+
+def _followups(previous: list[Learnings]) -> list[str]:
+    seen: list[str] = []
+    for item in previous:
+        for f in item["followups"]:
+            if f not in seen:
+                seen.append(f)
+    return seen
+
+
+# ---------------------------------------------------------------- learnings
+
+_ROLE_RE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
+_LIST_MARK_RE = re.compile(r"^(?:\d{1,2}[.)]|[*\-•+])\s+")
+
+
+def passage_sentences(text: str) -> list[str]:
+    """Readable prose sentences of a passage: code, grammar and doctest blocks dropped."""
+    out: list[str] = []
+    for para in re.split(r"\n\s*\n", text):
+        lines = [ln for ln in para.splitlines() if ln.strip()]
+        if not lines or "::=" in para or any(ln.lstrip().startswith(">>>") for ln in lines):
+            continue
+        joined = normalise_space(" ".join(ln.strip() for ln in lines))
+        if lines[0][:1].isspace() and not joined.endswith((".", "?")):
+            continue  # an indented block that is not prose: code, grammar, a table
+        joined = _LIST_MARK_RE.sub("", joined)
+        joined = _ROLE_RE.sub(r"`\1`", joined).replace("``", "`")
+        if joined.endswith("::"):
+            continue  # introduces a literal block: the sentence says "as follows"
+        if not re.search(r"[.!?)\"”]$", joined):
+            continue  # code, headings, parameter lists
+        for sentence in split_sentences(joined):
+            if _readable(sentence):
+                out.append(sentence)
+    return out
+
+
+def _readable(sentence: str) -> bool:
+    n_words = len(sentence.split())
+    if n_words < 4 or n_words > 80 or sentence.endswith(":"):
+        return False
+    if not sentence[0].isalpha() and sentence[0] not in "`\"'(":
+        return False
+    letters = sum(c.isalpha() or c.isspace() for c in sentence)
+    return letters / len(sentence) >= 0.75
+
+
+@dataclass
+class _Candidate:
+    hit: int
+    position: int
+    text: str
+    tokens: list[str]
+    score: float = 0.0
+
+
+def _idf(docs: list[list[str]]) -> dict[str, float]:
+    df: Counter[str] = Counter()
+    for doc in docs:
+        df.update(set(doc))
+    n = len(docs)
+    return {t: math.log(1.0 + n / c) for t, c in df.items()}
+
+
+def _query_weights(question: str, query: str) -> dict[str, float]:
+    weights = {t: 1.0 for t in content_terms(question)}
+    for t in content_terms(query):
+        weights.setdefault(t, 0.4)
+    return weights
+
+
+def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learnings:
+    """Pick the most relevant, least redundant sentences of `hits`; one learning per source."""
+    cands: list[_Candidate] = []
+    for h, hit in enumerate(hits):
+        for p, sentence in enumerate(passage_sentences(hit["text"])):
+            cands.append(_Candidate(h, p, sentence, tokenize(sentence)))
+    weights = _query_weights(question, spec["query"])
+    idf = _idf([c.tokens for c in cands]) if cands else {}
+    titles = [set(tokenize(hit["title"])) for hit in hits]
+    for c in cands:
+        matched = set(c.tokens) & set(weights)
+        rel = sum(weights[t] * idf.get(t, 1.0) for t in matched)
+        # A passage is about its title: every sentence shares the title's relevance, the first
+        # sentence (a docstring's summary line) most.
+        title_rel = sum(weights.get(t, 0.0) * idf.get(t, 1.0) for t in titles[c.hit])
+        rel += title_rel * _lead(c.position)
+        length = max(len(set(c.tokens)), 1)
+        c.score = rel / length**0.3 / (1.0 + 0.15 * c.hit)
+    chosen = _mmr([c for c in cands if c.score > 0], MAX_LEARNING_SENTENCES)
+    learnings: list[Learning] = []
+    by_hit: dict[int, list[_Candidate]] = {}
+    for c in chosen:
+        by_hit.setdefault(c.hit, []).append(c)
+    for h in sorted(by_hit):
+        sentences = [c.text for c in sorted(by_hit[h], key=lambda c: c.position)]
+        learnings.append(Learning(text=" ".join(sentences), sources=[hits[h]["id"]]))
+    followups = _followup_names(question, spec, [c.text for c in chosen])
+    return Learnings(query=spec["query"], learnings=learnings, followups=followups)
+
+
+def _lead(position: int) -> float:
+    """Share of a passage's title relevance a sentence gets: docs explain their subject first."""
+    return max(0.6 - 0.1 * position, 0.15)
+
+
+def _followup_names(question: str, spec: QuerySpec, sentences: list[str]) -> list[str]:
+    """Code names the chosen sentences mention that the question does not: the next leads."""
+    asked = set(tokenize(question)) | set(tokenize(spec["query"]))
+    out: list[str] = []
+    for name in code_names(" ".join(sentences)):
+        terms = set(tokenize(name))
+        if terms and not terms <= asked and name not in out:
+            out.append(name)
+    return out[:4]
+
+
+def _mmr(cands: list[_Candidate], limit: int) -> list[_Candidate]:
+    """Maximal marginal relevance: relevant sentences that do not repeat each other."""
+    if not cands:
+        return []
+    top = max(c.score for c in cands)
+    pool = sorted(cands, key=lambda c: (-c.score, c.hit, c.position))
+    chosen: list[_Candidate] = []
+    while pool and len(chosen) < limit:
+        best_i, best_value = 0, -math.inf
+        for i, c in enumerate(pool):
+            redundancy = max((jaccard(c.tokens, s.tokens) for s in chosen), default=0.0)
+            value = MMR_LAMBDA * c.score / top - (1 - MMR_LAMBDA) * redundancy
+            if value > best_value + 1e-12:
+                best_i, best_value = i, value
+        picked = pool.pop(best_i)
+        if chosen and max(jaccard(picked.tokens, s.tokens) for s in chosen) > 0.8:
+            continue  # a near-duplicate, as from two passages of one document
+        chosen.append(picked)
+    return chosen
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass
+class _Finding:
+    n: int  # citation number of its source
+    sentences: list[str]
+    scores: list[float]
+
+    @property
+    def score(self) -> float:
+        # Two good sentences beat one: a source that explains the subject, not one that names it.
+        return sum(sorted(self.scores, reverse=True)[:2])
+
+
+def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
+    """The report body as a list of Markdown sections, citations renumbered 1..k."""
+    findings = _findings(job)
+    by_n = {s["n"]: s for s in job.sources}
+    sections = [f"# {normalise_space(job.question)}\n\n"]
+    sections.append(
+        "> Offline answer by the extractive writer: every sentence below is quoted from the "
+        "numbered sources, chosen for its relevance to the question.\n\n"
+    )
+    if not job.language.lower().startswith("en"):
+        sections.append(
+            f"> The extractive writer cannot translate; the report is in the sources' language, "
+            f"not `{job.language}`.\n\n"
+        )
+    if not findings:
+        sections.append(
+            "## Answer\n\nThe sources searched hold nothing relevant to this question. "
+            "Try other wording, add a folder of your own notes to `search.sources`, or use an "
+            "LLM and a web search provider.\n\n"
+        )
+        return sections, []
+    ranked = sorted(findings, key=lambda f: (-f.score, f.n))
+    used: set[tuple[int, str]] = set()
+    lines = ["## Answer", ""]
+    for rank, finding in enumerate(ranked[:ANSWER_POINTS]):
+        size = 3 if rank == 0 else 2
+        best = sorted(range(len(finding.sentences)), key=lambda i: (-finding.scores[i], i))[:size]
+        picked = [finding.sentences[i] for i in sorted(best)]
+        used.update((finding.n, s) for s in picked)
+        label = _label(by_n[finding.n]["title"])
+        lines.append(f"- **{label}**: {' '.join(picked)} [{finding.n}]")
+    sections.append("\n".join(lines) + "\n\n")
+
+    details: list[str] = []
+    for finding in ranked[:DETAIL_SOURCES]:
+        rest = [s for s in finding.sentences if (finding.n, s) not in used]
+        if not rest:
+            continue
+        body = "\n".join(f"- {s} [{finding.n}]" for s in rest)
+        details.append(f"### {_label(by_n[finding.n]['title'])}\n\n{body}\n\n")
+    if details:
+        sections.append("## Details\n\n")
+        sections.extend(details)
+    related = [f if f.startswith("`") else f"`{f}`" for f in job.followups[:8]]
+    if related:
+        sections.append("## Related topics\n\n" + ", ".join(related) + "\n\n")
+    return renumber(sections, job.sources)
+
+
+def _label(title: str) -> str:
+    title = re.sub(r"^(class|module) ", "", title)
+    title = re.sub(r" \(Python language reference\)$", "", title)
+    if re.fullmatch(r"[\w.]+(\(\))?( \(built-in\))?( constructor)?", title):
+        name, _, suffix = title.partition(" ")
+        return f"`{name}`" + (f" {suffix}" if suffix else "")
+    return title
+
+
+def _findings(job: ReportJob) -> list[_Finding]:
+    """Learnings merged per source, duplicates dropped, sentences scored against the question."""
+    weights = _query_weights(job.question, "")
+    merged: dict[int, list[str]] = {}
+    for _query, text, numbers in job.learnings:
+        if not numbers:
+            continue
+        bucket = merged.setdefault(numbers[0], [])
+        for sentence in split_sentences(text):
+            if sentence not in bucket:
+                bucket.append(sentence)
+    docs = [tokenize(s) for sents in merged.values() for s in sents]
+    idf = _idf(docs) if docs else {}
+    titles = {s["n"]: set(tokenize(s["title"])) for s in job.sources}
+    findings: list[_Finding] = []
+    for n, sentences in merged.items():
+        title_rel = sum(weights.get(t, 0.0) * idf.get(t, 1.0) for t in titles.get(n, ()))
+        scores = []
+        for i, s in enumerate(sentences):
+            tokens = tokenize(s)
+            rel = sum(weights[t] * idf.get(t, 1.0) for t in set(tokens) & set(weights))
+            rel += title_rel * _lead(i)
+            scores.append(rel / max(len(set(tokens)), 1) ** 0.3)
+        findings.append(_Finding(n=n, sentences=sentences, scores=scores))
+    return findings

@@ -1,0 +1,198 @@
+"""The on-disk BM25 index of the local search: built lazily, cached, rebuilt when sources change.
+
+Layout under `cache_dir/index/`: one folder per corpus component (`builtin-<fp>`, one
+`src-<folder hash>-<fp>` per source folder) holding passages and tokens, and one `bm25-...`
+folder per combination holding the `bm25s` index. A folder appears by atomic rename of a
+finished temporary folder while a file lock is held, so two processes building at once neither
+collide nor read half an index. All functions here are blocking: call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import numpy as np
+from filelock import FileLock
+
+from . import corpus
+from .corpus import Passage
+from .text import TOKENIZER_VERSION, tokenize
+
+INDEX_VERSION = "1"
+MEMORY_CACHE = 4  # combined indexes kept loaded in this process
+
+log = logging.getLogger(__name__)
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class LocalIndex:
+    """A loaded BM25 index over passages; `search` is pure CPU (call it off the event loop)."""
+
+    passages: list[Passage]
+    retriever: bm25s.BM25
+    vocab: dict[str, int]
+    location: Path
+
+    def search(self, query: str, k: int, per_source: int = 2) -> list[tuple[Passage, float]]:
+        """The best `k` passages for `query`, at most `per_source` per source; ties by order."""
+        ids: list[int] = []
+        for token in tokenize(query):
+            tid = self.vocab.get(token)
+            if tid is not None and tid not in ids:
+                ids.append(tid)
+        if not ids or not self.passages:
+            return []
+        scores = np.asarray(self.retriever.get_scores_from_ids(ids), dtype=np.float64)
+        want = min(len(scores), max(k * 6, 30))
+        top = (
+            np.argpartition(-scores, want - 1)[:want]
+            if want < len(scores)
+            else np.arange(len(scores))
+        )
+        order = sorted(
+            (int(i) for i in top if scores[i] > 0), key=lambda i: (-round(float(scores[i]), 6), i)
+        )
+        out: list[tuple[Passage, float]] = []
+        taken: dict[str, int] = {}
+        for i in order:
+            passage = self.passages[i]
+            if taken.get(passage["id"], 0) >= per_source:
+                continue
+            taken[passage["id"]] = taken.get(passage["id"], 0) + 1
+            out.append((passage, round(float(scores[i]), 4)))
+            if len(out) >= k:
+                break
+        return out
+
+
+_memory: dict[Path, LocalIndex] = {}
+_memory_lock = threading.Lock()
+
+
+def open_index(cache_dir: Path, folders: list[Path], root_dir: Path) -> LocalIndex:
+    """The index over the built-in corpus plus `folders` (resolved, inside `root_dir`)."""
+    base = cache_dir / "index"
+    base.mkdir(parents=True, exist_ok=True)
+    components: list[tuple[str, str, Callable[[], list[Passage]]]] = [
+        ("builtin", _digest(corpus.builtin_fingerprint_parts()), corpus.builtin_passages)
+    ]
+    for folder in folders:
+        name = "src-" + _digest([str(folder)])
+        fp = _digest(corpus.folder_fingerprint_parts(folder))
+        components.append((name, fp, functools.partial(corpus.folder_passages, folder, root_dir)))
+    parts = [INDEX_VERSION, TOKENIZER_VERSION]
+    comp_dirs: list[Path] = []
+    for name, fp, produce in components:
+        build = functools.partial(_write_component, produce=produce)
+        comp_dirs.append(_ensure(base, name, fp, build))
+        parts.append(f"{name}-{fp}")
+    combo_name = "bm25-" + _digest([name for name, _, _ in components])
+    combo_fp = _digest(parts)
+    with _memory_lock:
+        cached = _memory.get(base / f"{combo_name}-{combo_fp}")
+    if cached is not None:
+        return cached
+    combo = _ensure(base, combo_name, combo_fp, lambda tmp: _write_bm25(tmp, comp_dirs))
+    try:
+        index = _load(combo, comp_dirs)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("Search index at %s is damaged (%s); rebuilding it.", combo, exc)
+        shutil.rmtree(combo, ignore_errors=True)
+        combo = _ensure(base, combo_name, combo_fp, lambda tmp: _write_bm25(tmp, comp_dirs))
+        index = _load(combo, comp_dirs)
+    with _memory_lock:
+        _memory[combo] = index
+        while len(_memory) > MEMORY_CACHE:
+            del _memory[next(iter(_memory))]
+    return index
+
+
+def clear_memory_cache() -> None:
+    """Forget loaded indexes (tests and benchmarks measure cold loads with it)."""
+    with _memory_lock:
+        _memory.clear()
+
+
+def _ensure(base: Path, name: str, fp: str, build: Callable[[Path], None]) -> Path:
+    """`base/name-fp`, built by `build(tmp)` under a lock unless a complete one exists."""
+    final = base / f"{name}-{fp}"
+    if (final / "meta.json").exists():
+        return final
+    with FileLock(str(base / f"{name}.lock")):
+        if (final / "meta.json").exists():
+            return final  # another process finished it while we waited
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=base))
+        try:
+            build(tmp)
+            (tmp / "meta.json").write_text(json.dumps({"name": name, "fingerprint": fp}))
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for stale in base.glob(f"{name}-*"):
+            if stale != final and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _write_component(folder: Path, *, produce: Callable[[], list[Passage]]) -> None:
+    passages = produce()
+    rows = [[p["id"], p["title"], p["url"], p["text"]] for p in passages]
+    tokens = [tokenize(f"{p['title']} {p['title']} {p['text']}") for p in passages]
+    (folder / "passages.json").write_text(json.dumps(rows, ensure_ascii=False))
+    (folder / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False))
+
+
+def _write_bm25(folder: Path, comp_dirs: list[Path]) -> None:
+    vocab: dict[str, int] = {}
+    ids: list[list[int]] = []
+    for comp in comp_dirs:
+        for doc in json.loads((comp / "tokens.json").read_text()):
+            ids.append([vocab.setdefault(t, len(vocab)) for t in doc])
+    if not ids:
+        ids = [[]]
+    retriever = bm25s.BM25()
+    with _quiet():
+        retriever.index((ids, vocab), show_progress=False)
+        retriever.save(str(folder), show_progress=False)
+
+
+def _load(combo: Path, comp_dirs: list[Path]) -> LocalIndex:
+    passages: list[Passage] = []
+    for comp in comp_dirs:
+        for pid, title, url, text in json.loads((comp / "passages.json").read_text()):
+            passages.append(Passage(id=pid, title=title, url=url, text=text))
+    with _quiet():
+        retriever = bm25s.BM25.load(str(combo), show_progress=False)
+    vocab = {str(k): int(v) for k, v in retriever.vocab_dict.items()}
+    return LocalIndex(passages=passages, retriever=retriever, vocab=vocab, location=combo)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # bm25s logs at INFO and may warn about optional backends; neither concerns our users.
+    logger = logging.getLogger("bm25s")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

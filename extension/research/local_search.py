@@ -1,0 +1,42 @@
+"""`local` search: BM25 over the built-in Python corpus and the request's source folders."""
+
+from __future__ import annotations
+
+import anyio
+import anyio.to_thread
+
+from .base import Hit, SearchProvider
+from .index import LocalIndex, open_index
+from .registry import resolve_sources
+
+
+class LocalSearch(SearchProvider):
+    """Offline search; the index is opened (built if needed) on the first query of a run."""
+
+    name = "local"
+
+    _index: LocalIndex | None = None
+    _opening: anyio.Lock | None = None
+
+    async def _get_index(self) -> LocalIndex:
+        if self._opening is None:
+            self._opening = anyio.Lock()
+        async with self._opening:
+            if self._index is None:
+                folders = resolve_sources(self.settings.sources, self.root_dir)
+                root = self.root_dir.resolve()
+                # The build goes on in its thread if the run is cancelled: the cache it leaves is
+                # what the next run wants anyway, and the run itself stops at once.
+                self._index = await anyio.to_thread.run_sync(
+                    open_index, self.cache_dir, folders, root, abandon_on_cancel=True
+                )
+            return self._index
+
+    async def search(self, query: str) -> list[Hit]:
+        index = await self._get_index()
+        ranked = await anyio.to_thread.run_sync(
+            index.search, query, self.settings.max_results, abandon_on_cancel=True
+        )
+        return [
+            Hit(id=p["id"], title=p["title"], url=p["url"], text=p["text"]) for p, _score in ranked
+        ]
