@@ -1,0 +1,500 @@
+"""The `files` backend: one seed-format snapshot per task plus an append-only event log.
+
+On disk, per task: `{id}.json` (snapshot, `seed_format`), `{id}.events.jsonl` (log of the current
+run, `_journal`), `{id}.idx` (offsets of the log's events). `append` only buffers; a background
+task flushes buffers every `flush_interval` seconds in a worker thread, so recording an event
+costs the same at event 50,000 as at event 1. The snapshot is rewritten by `save` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from ..errors import StoreUnavailable
+from ..models import Status
+from . import _journal as journal
+from ._atomic import atomic_write, remove_stale_temps, storage_error
+from ._recovery import Signature, load_task, signature
+from .base import EVENT_TYPES, Event, TaskState, TaskStore, TaskSummary, utcnow
+from .seed_format import (
+    encode_snapshot,
+    read_summary,
+    snapshot_parts,
+    summary_of,
+    synthesize_events,
+)
+
+# Ids in our API are 32 hex digits; the seed's were free-form, so the store accepts any name
+# that is safe as a file name, which also keeps paths inside the folder.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_READ_BUDGET = 256 * 1024  # bytes of log read per worker-thread hop while streaming events
+_LOCK_TIMEOUT = 30.0
+
+
+class _Entry:
+    """Writer bookkeeping of one task this store writes: lock, unflushed lines, log tail."""
+
+    def __init__(self, state: TaskState) -> None:
+        self.state = state
+        self.lock = asyncio.Lock()
+        self.pending: list[tuple[Event | None, bytes]] = []
+        self.tail: journal.Tail | None = None  # None: the log must be (re)opened and checked
+        self.logged_attempts = -1  # forces one metadata record on the first save
+        self.prelude: list[Event] | None = None  # events of a task without a log (seed files)
+
+
+class FileTaskStore(TaskStore):
+    """Tasks as files in one folder; safe to share between servers on one volume."""
+
+    kind = "files"
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        flush_interval: float = 1.0,
+        log: logging.Logger | None = None,
+        cache_size: int = 256,
+    ) -> None:
+        self.directory = Path(directory)
+        self.flush_interval = flush_interval
+        self.log = log or logging.getLogger(__name__)
+        self.cache_size = cache_size
+        self._entries: dict[str, _Entry] = {}
+        self._cache: OrderedDict[str, tuple[TaskState, Signature]] = OrderedDict()
+        self._flusher: asyncio.Task[None] | None = None
+        self._failure: StoreUnavailable | None = None  # set while the last write failed
+
+    # Paths and helpers
+
+    def _paths(self, task_id: str) -> tuple[Path, Path, Path]:
+        if not _SAFE_ID.match(task_id):
+            raise ValueError(f"invalid task id {task_id!r}")
+        base = self.directory / task_id
+        return Path(f"{base}.json"), Path(f"{base}.events.jsonl"), Path(f"{base}.idx")
+
+    def _lock(self) -> FileLock:
+        # One folder-wide lock orders create/delete between servers; appends need none because
+        # only the lease holder writes a task's log.
+        return FileLock(str(self.directory / ".store.lock"), timeout=_LOCK_TIMEOUT)
+
+    def _locked(self) -> StoreUnavailable:
+        return StoreUnavailable(f"Task storage {self.directory} is locked by another process")
+
+    def _error(self, exc: OSError) -> StoreUnavailable:
+        return storage_error(exc, self.directory)
+
+    def _entry(self, state: TaskState) -> _Entry:
+        entry = self._entries.get(state.task_id)
+        if entry is None:
+            entry = self._entries[state.task_id] = _Entry(state)
+            self._cache.pop(state.task_id, None)
+            _, log_path, _ = self._paths(state.task_id)
+            if state.last_event_id >= state.run_first_event_id and not log_path.exists():
+                # Taken before any buffered event changes the state: what the snapshot holds.
+                entry.prelude = synthesize_events(state)
+        # The manager's object is the live one; keep pointing at whatever it hands us.
+        entry.state = state
+        return entry
+
+    def _settle(self, entry: _Entry) -> None:
+        """Move a task that no runner drives (and has nothing to flush) to the bounded cache."""
+        task_id = entry.state.task_id
+        if entry.state.status.active or entry.pending or self._entries.get(task_id) is not entry:
+            return
+        del self._entries[task_id]
+        snap, log_path, _ = self._paths(task_id)
+        self._remember(entry.state, signature(snap, log_path))
+
+    def _remember(self, state: TaskState, sig: Signature) -> None:
+        self._cache[state.task_id] = (state, sig)
+        self._cache.move_to_end(state.task_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    # Lifecycle
+
+    async def open(self) -> None:
+        """Create the folder, clear crash leftovers, start the background flusher."""
+        try:
+            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(remove_stale_temps, self.directory)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="deepresearch-flush")
+
+    async def close(self) -> None:
+        """Stop the flusher and flush what is buffered."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self._flush_all(raise_errors=False)
+            except Exception:  # the flusher must outlive any surprise; it retries next tick
+                self.log.exception("Flushing task events failed")
+
+    # Writing
+
+    async def create(self, state: TaskState) -> bool:
+        """Write a new task's snapshot and log; False if it exists (checked under a file lock)."""
+        snap, log_path, idx = self._paths(state.task_id)
+        header = journal.header_line(state, state.run_first_event_id)
+        head, body = snapshot_parts(state, utcnow())
+
+        def write() -> journal.Tail | None:
+            with self._lock():
+                if snap.exists() or log_path.exists():
+                    return None
+                try:
+                    tail = journal.create_log(log_path, idx, header, [])
+                    atomic_write(snap, encode_snapshot(head, body))
+                except OSError:
+                    for path in (log_path, idx, snap):
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+                    raise
+                return tail
+
+        try:
+            tail = await asyncio.to_thread(write)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        except Timeout as exc:
+            raise StoreUnavailable(
+                f"Task storage {self.directory} is locked by another process"
+            ) from exc
+        if tail is None:
+            return False
+        entry = self._entry(state)
+        entry.tail = tail
+        entry.logged_attempts = state.attempts
+        return True
+
+    async def append(self, state: TaskState, type: str, data: dict[str, Any]) -> Event:
+        """Number the event, fold it into `state`, and buffer its log line."""
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}")
+        entry = self._entry(state)
+        if self._failure is not None:
+            # The disk failed lately: try now, so work resumes as soon as it is back.
+            async with entry.lock:
+                await self._flush_locked(entry)
+        event = Event(state.last_event_id + 1, type, data)
+        raw = journal.event_line(event)  # before `apply`: unserialisable data changes nothing
+        state.apply(event)
+        entry.pending.append((event, raw))
+        return event
+
+    async def save(self, state: TaskState, *, durable: bool = False) -> None:
+        """Flush the task's log, then replace its snapshot atomically (always fsynced)."""
+        entry = self._entry(state)
+        snap, _, _ = self._paths(state.task_id)
+        async with entry.lock:
+            if state.attempts != entry.logged_attempts:
+                entry.pending.append((None, journal.meta_line(state.attempts)))
+                entry.logged_attempts = state.attempts
+            # Captured before the flush, so the log always reaches the snapshot's lastEventId.
+            head, body = snapshot_parts(state, utcnow())
+            await self._flush_locked(entry)
+            try:
+                await asyncio.to_thread(lambda: atomic_write(snap, encode_snapshot(head, body)))
+            except OSError as exc:
+                self._failure = self._error(exc)
+                raise self._failure from exc
+        self._settle(entry)
+
+    async def save_checkpoint(self, state: TaskState, key: str, value: Any) -> None:
+        """Set the checkpoint and make its log record durable before returning."""
+        entry = self._entry(state)
+        raw = journal.checkpoint_line(key, value)
+        state.checkpoints[key] = value
+        entry.pending.append((None, raw))
+        async with entry.lock:
+            await self._flush_locked(entry)
+
+    async def reset_run(self, state: TaskState) -> None:
+        """Start a new run: a fresh log (atomically replaced) and a snapshot without the old run."""
+        entry = self._entry(state)
+        snap, log_path, idx = self._paths(state.task_id)
+        async with entry.lock:
+            run_first = state.last_event_id + 1
+            header = journal.header_line(state, run_first)
+            try:
+                tail = await asyncio.to_thread(journal.create_log, log_path, idx, header, [])
+            except OSError as exc:
+                self._failure = self._error(exc)
+                raise self._failure from exc
+            # Unflushed events of the old run are discarded with it; their ids stay used.
+            entry.pending.clear()
+            entry.tail = tail
+            state.reset_run()
+            entry.logged_attempts = state.attempts
+            head, body = snapshot_parts(state, utcnow())
+            try:
+                await asyncio.to_thread(lambda: atomic_write(snap, encode_snapshot(head, body)))
+            except OSError as exc:
+                # The new log already says which run is current; load honours it.
+                self._failure = self._error(exc)
+                raise self._failure from exc
+
+    async def flush(self) -> None:
+        """Write and fsync every buffered line now."""
+        await self._flush_all(raise_errors=True)
+
+    async def _flush_all(self, *, raise_errors: bool) -> None:
+        first: StoreUnavailable | None = None
+        for entry in list(self._entries.values()):
+            if not entry.pending:
+                continue
+            try:
+                async with entry.lock:
+                    await self._flush_locked(entry)
+            except StoreUnavailable as exc:
+                if first is None:
+                    first = exc
+                continue
+            self._settle(entry)
+        if first is not None:
+            if raise_errors:
+                raise first
+            self.log.warning("Task events not flushed, retrying: %s", first.message)
+
+    async def _flush_locked(self, entry: _Entry) -> None:
+        """Write the entry's buffered lines (caller holds `entry.lock`)."""
+        if not entry.pending:
+            return
+        batch = list(entry.pending)
+        state = entry.state
+        prelude = self._prelude(entry) if entry.tail is None else None
+        lines = [(ev.id if ev else None, raw) for ev, raw in batch]
+        try:
+            entry.tail = await asyncio.to_thread(
+                self._write, state.task_id, entry.tail, prelude, lines
+            )
+        except OSError as exc:
+            entry.tail = None  # the log's end is unknown now: check it before the next write
+            self._failure = self._error(exc)
+            raise self._failure from exc
+        except journal.LogCorrupt as exc:
+            entry.tail = None
+            self._failure = StoreUnavailable(f"Task {state.task_id}: {exc}")
+            raise self._failure from exc
+        del entry.pending[: len(batch)]
+        entry.prelude = None
+        self._failure = None
+
+    def _prelude(self, entry: _Entry) -> tuple[bytes, list[tuple[int, bytes]]] | None:
+        """Header and earlier events for a task that has no log yet (a seed task resumed)."""
+        _, log_path, _ = self._paths(entry.state.task_id)
+        if entry.prelude is None or log_path.exists():
+            return None
+        header = journal.header_line(entry.state, entry.state.run_first_event_id)
+        return header, [(e.id, journal.event_line(e)) for e in entry.prelude]
+
+    def _write(
+        self,
+        task_id: str,
+        tail: journal.Tail | None,
+        prelude: tuple[bytes, list[tuple[int, bytes]]] | None,
+        lines: list[tuple[int | None, bytes]],
+    ) -> journal.Tail:
+        _, log_path, idx = self._paths(task_id)
+        if tail is None:
+            if prelude is not None and not log_path.exists():
+                tail = journal.create_log(log_path, idx, *prelude)
+            else:
+                tail = journal.repair(log_path, idx)
+        try:
+            return journal.append(log_path, idx, tail, lines)
+        except journal._Stale:
+            return journal.append(log_path, idx, journal.repair(log_path, idx), lines)
+
+    # Reading
+
+    async def load(self, task_id: str) -> TaskState | None:
+        """The manager's live object if this store writes the task, else a (cached) load."""
+        snap, log_path, _ = self._paths(task_id)
+        entry = self._entries.get(task_id)
+        if entry is not None:
+            return entry.state
+        cached = self._cache.get(task_id)
+        if cached is not None:
+            if signature(snap, log_path) == cached[1]:
+                self._cache.move_to_end(task_id)
+                return cached[0]
+            del self._cache[task_id]
+        try:
+            loaded = await asyncio.to_thread(load_task, self.directory, task_id, self.log)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        if loaded is None:
+            return None
+        state, sig = loaded
+        if task_id in self._entries:  # a writer appeared while we read
+            return self._entries[task_id].state
+        self._remember(state, sig)
+        return state
+
+    async def summaries(self) -> list[TaskSummary]:
+        """One row per task from each snapshot's first line (seed files are read whole)."""
+        try:
+            rows, damaged = await asyncio.to_thread(self._scan)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        for task_id in damaged:
+            state = await self.load(task_id)
+            if state is not None:
+                rows[task_id] = summary_of(state)
+        for task_id, entry in self._entries.items():
+            rows[task_id] = summary_of(entry.state)
+        return list(rows.values())
+
+    def _scan(self) -> tuple[dict[str, TaskSummary], list[str]]:
+        rows: dict[str, TaskSummary] = {}
+        damaged: list[str] = []
+        names = os.listdir(self.directory)
+        snaps = {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
+        logs = {n[: -len(".events.jsonl")] for n in names if n.endswith(".events.jsonl")}
+        for task_id in sorted(snaps | logs):
+            if not _SAFE_ID.match(task_id) or task_id in self._entries:
+                continue
+            row = None
+            if task_id in snaps:
+                try:
+                    with open(self.directory / f"{task_id}.json", "rb") as f:
+                        row = read_summary(f.read(4096), task_id)
+                except FileNotFoundError:
+                    continue
+            if row is None:
+                damaged.append(task_id)  # seed format, damaged, or a log alone: full load
+            else:
+                rows[task_id] = row
+        return rows, damaged
+
+    async def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """This run's events with id > `after`: from disk in batches, then unflushed ones."""
+        _, log_path, idx = self._paths(task_id)
+        last = after
+        try:
+            located = await asyncio.to_thread(journal.locate, log_path, idx, after)
+        except journal.LogCorrupt:
+            located = None
+        if located is None:
+            # No log: a seed task (or a damaged log) replays what its snapshot holds.
+            async for event in self._events_without_log(task_id, after):
+                yield event
+            return
+        run_first, offset = located
+        while True:
+            at_end = False
+            while not at_end:
+                batch, offset, at_end = await asyncio.to_thread(
+                    journal.read_events, log_path, offset, last, _READ_BUDGET
+                )
+                for event in batch:
+                    yield event
+                    last = event.id
+            entry = self._entries.get(task_id)
+            pending = [ev for ev, _ in entry.pending if ev and ev.id > last] if entry else []
+            if not pending:
+                return
+            if pending[0].id > max(last, run_first - 1) + 1:
+                # A flush moved the missing ones to disk while we read: read on from there.
+                continue
+            for event in pending:
+                yield event
+            return
+
+    async def _events_without_log(self, task_id: str, after: int) -> AsyncIterator[Event]:
+        entry = self._entries.get(task_id)
+        if entry is not None:
+            earlier = entry.prelude or []
+            pending = [ev for ev, _ in entry.pending if ev]
+        else:
+            state = await self.load(task_id)
+            earlier, pending = (synthesize_events(state) if state else []), []
+        for event in [*earlier, *pending]:
+            if event.id > after:
+                yield event
+
+    # Removal and upkeep
+
+    async def delete(self, task_id: str) -> bool:
+        """Remove the task's snapshot, log, index and quarantined copies."""
+        self._paths(task_id)
+        entry = self._entries.pop(task_id, None)
+        self._cache.pop(task_id, None)
+        if entry is not None:
+            entry.pending.clear()
+
+        def remove() -> bool:
+            existed = False
+            with self._lock():
+                for name in os.listdir(self.directory):
+                    if name.startswith(f"{task_id}."):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(self.directory / name)
+                            existed = existed or name.endswith((".json", ".events.jsonl"))
+            return existed
+
+        try:
+            if entry is not None:
+                async with entry.lock:
+                    return await asyncio.to_thread(remove)
+            return await asyncio.to_thread(remove)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        except Timeout as exc:
+            raise StoreUnavailable(
+                f"Task storage {self.directory} is locked by another process"
+            ) from exc
+
+    async def expire(self, older_than: datetime) -> list[str]:
+        """Delete terminal tasks finished before `older_than`; never queued, running or paused."""
+        if older_than.tzinfo is None:
+            older_than = older_than.replace(tzinfo=timezone.utc)
+        removed = []
+        for row in await self.summaries():
+            if not row.status.terminal or row.finished_at is None or row.finished_at >= older_than:
+                continue
+            state = await self.load(row.task_id)  # the log may know of a later resume
+            if state is None or not state.status.terminal or state.finished_at is None:
+                continue
+            if state.finished_at < older_than and await self.delete(row.task_id):
+                removed.append(row.task_id)
+        return removed
+
+    async def health(self) -> dict[str, Any]:
+        """Kind, folder, task counts by status, buffered events and the last disk error."""
+        counts = dict.fromkeys((s.value for s in Status), 0)
+        for row in await self.summaries():
+            counts[row.status.value] += 1
+        return {
+            "kind": self.kind,
+            "directory": str(self.directory),
+            "tasks": sum(counts.values()),
+            "by_status": counts,
+            "in_memory": len(self._entries),
+            "cached": len(self._cache),
+            "pending_events": sum(len(e.pending) for e in self._entries.values()),
+            "error": self._failure.message if self._failure else None,
+        }

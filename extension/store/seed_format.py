@@ -1,0 +1,310 @@
+"""The `{taskId}.json` snapshot: the seed's format plus our fields, its JSON schema and codec.
+
+A snapshot is one JSON object written on two lines: the first holds small fields only (so a
+listing reads a few hundred bytes per task), the second the seed's `progress`/`outputs` and the
+rest. Files written by the seed's own app (one line or pretty-printed, no `version`) load too.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..models import Status
+from .base import Event, TaskState, TaskSummary
+
+SNAPSHOT_VERSION = 1
+HEAD_LIMIT = 64 * 1024  # the first line is small; past this a file is read whole
+
+_STATUSES = [s.value for s in Status]
+_TIME = {"type": "string", "minLength": 10}
+_OPT_TIME = {"type": ["string", "null"], "minLength": 10}
+
+SNAPSHOT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "jupyter-deepresearch task snapshot ({taskId}.json)",
+    "type": "object",
+    "required": ["taskId", "progress", "outputs", "lastSaved"],
+    "properties": {
+        # The seed's fields.
+        "taskId": {"type": "string", "minLength": 1},
+        "progress": {
+            "type": "object",
+            "required": ["step", "percentage", "status", "messages", "timestamp"],
+            "properties": {
+                "step": {"type": "string"},
+                "percentage": {"type": "number", "minimum": 0, "maximum": 100},
+                "status": {"enum": _STATUSES},
+                "messages": {"type": "array", "items": {"type": "string"}},
+                "timestamp": _TIME,
+                "error": {"type": ["string", "null"]},
+            },
+        },
+        "outputs": {"type": "array", "items": {"type": "string"}},
+        "lastSaved": _TIME,
+        # Ours, beside theirs.
+        "version": {"const": SNAPSHOT_VERSION},
+        "status": {"enum": _STATUSES},
+        "owner": {"type": ["string", "null"]},
+        "createdAt": _TIME,
+        "updatedAt": _TIME,
+        "finishedAt": _OPT_TIME,
+        "attempts": {"type": "integer", "minimum": 0},
+        "lastEventId": {"type": "integer", "minimum": 0},
+        "runFirstEventId": {"type": "integer", "minimum": 1},
+        "pausedBy": {"type": ["string", "null"]},
+        "request": {"type": "object"},
+        "message": {"type": "string"},
+        "result": {
+            "type": ["object", "null"],
+            "required": ["report"],
+            "properties": {"report": {"type": "string"}, "sources": {"type": "array"}},
+        },
+        "error": {"type": ["string", "null"]},
+        "checkpoints": {"type": "object"},
+    },
+    # A file with our `version` carries all of our fields; a seed file carries none.
+    "dependentRequired": {
+        "version": [
+            "status",
+            "createdAt",
+            "updatedAt",
+            "attempts",
+            "lastEventId",
+            "runFirstEventId",
+            "request",
+        ]
+    },
+}
+
+
+class SnapshotError(ValueError):
+    """A snapshot that is empty, not JSON, or not in the schema."""
+
+
+class _Progress(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    step: str
+    percentage: float = Field(ge=0, le=100)
+    status: Status
+    messages: list[str]
+    timestamp: datetime
+    result: Any = None
+    error: str | None = None
+
+
+class _Snapshot(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    taskId: str = Field(min_length=1)
+    progress: _Progress
+    outputs: list[str]
+    lastSaved: datetime
+    version: int | None = None
+    status: Status | None = None
+    owner: str | None = None
+    createdAt: datetime | None = None
+    updatedAt: datetime | None = None
+    finishedAt: datetime | None = None
+    attempts: int = Field(default=0, ge=0)
+    lastEventId: int = Field(default=0, ge=0)
+    runFirstEventId: int = Field(default=1, ge=1)
+    pausedBy: str | None = None
+    request: dict[str, Any] = {}
+    message: str = ""
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    checkpoints: dict[str, Any] = {}
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and `Z`, as the seed wrote it."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse `iso()` output (and any ISO-8601 with offset); Python 3.10 lacks `Z` support."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def snapshot_parts(state: TaskState, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The snapshot's head and body as dicts, with lists copied so the loop may keep appending."""
+    head = {
+        "taskId": state.task_id,
+        "version": SNAPSHOT_VERSION,
+        "status": state.status.value,
+        "owner": state.owner,
+        "createdAt": iso(state.created_at),
+        "updatedAt": iso(state.updated_at),
+        "finishedAt": iso(state.finished_at) if state.finished_at else None,
+        "lastEventId": state.last_event_id,
+        "runFirstEventId": state.run_first_event_id,
+        "attempts": state.attempts,
+        "pausedBy": state.paused_by,
+    }
+    body = {
+        "progress": {
+            "step": state.step,
+            "percentage": state.percentage,
+            "status": state.status.value,
+            "messages": list(state.messages),
+            "timestamp": iso(state.updated_at),
+        },
+        "outputs": list(state.outputs),
+        "lastSaved": iso(now),
+        "request": state.request,
+        "message": state.message,
+        "result": state.result,
+        "error": state.error,
+        "checkpoints": dict(state.checkpoints),
+    }
+    return head, body
+
+
+def encode_snapshot(head: dict[str, Any], body: dict[str, Any]) -> bytes:
+    """One JSON object on two lines; the first line ends with the comma after the head."""
+    compact = {"separators": (",", ":"), "ensure_ascii": False}
+    first = json.dumps(head, **compact)  # type: ignore[arg-type]
+    second = json.dumps(body, **compact)  # type: ignore[arg-type]
+    return (first[:-1] + ",\n" + second[1:]).encode()
+
+
+def decode_snapshot(data: bytes, task_id: str) -> tuple[TaskState, bool]:
+    """The state a snapshot describes, and whether it came from the seed's app (no `version`)."""
+    if not data.strip():
+        raise SnapshotError("the file is empty")
+    try:
+        snap = _Snapshot.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "file"
+        raise SnapshotError(f"{where}: {first['msg']}") from None
+    if snap.taskId != task_id:
+        raise SnapshotError(f"taskId {snap.taskId!r} does not match the file name")
+    if snap.version is None:
+        return _from_seed(snap), True
+    if snap.version != SNAPSHOT_VERSION or snap.createdAt is None or snap.updatedAt is None:
+        raise SnapshotError(f"unsupported snapshot version {snap.version}")
+    if snap.lastEventId < snap.runFirstEventId - 1:
+        raise SnapshotError("lastEventId is before runFirstEventId")
+    progress = snap.progress
+    state = TaskState(
+        task_id=task_id,
+        request=snap.request,
+        owner=snap.owner,
+        status=progress.status,
+        step=progress.step,
+        percentage=int(progress.percentage),
+        message=snap.message,
+        messages=progress.messages,
+        outputs=snap.outputs,
+        created_at=_utc(snap.createdAt),
+        updated_at=_utc(snap.updatedAt),
+        finished_at=_utc(snap.finishedAt) if snap.finishedAt else None,
+        attempts=snap.attempts,
+        last_event_id=snap.lastEventId,
+        run_first_event_id=snap.runFirstEventId,
+        result=snap.result,
+        error=snap.error,
+        checkpoints=snap.checkpoints,
+        paused_by=snap.pausedBy,
+    )
+    return state, False
+
+
+def _from_seed(snap: _Snapshot) -> TaskState:
+    # The seed kept no event ids: its outputs become events 1..n, then result and status.
+    progress = snap.progress
+    saved = _utc(snap.lastSaved)
+    stamp = _utc(progress.timestamp)
+    state = TaskState(
+        task_id=snap.taskId,
+        request={},
+        status=progress.status,
+        step=progress.step,
+        percentage=round(progress.percentage),
+        message=progress.messages[-1] if progress.messages else "",
+        messages=progress.messages,
+        outputs=snap.outputs,
+        created_at=min(saved, stamp),
+        updated_at=max(saved, stamp),
+        finished_at=max(saved, stamp) if progress.status.terminal else None,
+        attempts=1,
+    )
+    if progress.status is Status.completed:
+        seeded = progress.result if isinstance(progress.result, dict) else {}
+        report = seeded.get("report")
+        state.result = {
+            "report": report if isinstance(report, str) else "\n".join(snap.outputs),
+            "sources": seeded.get("sources") if isinstance(seeded.get("sources"), list) else [],
+        }
+    if progress.status is Status.failed:
+        state.error = progress.error or "The task failed."
+    if progress.status is Status.paused:
+        state.paused_by = "user"
+    state.last_event_id = len(synthesize_events(state, 1))
+    return state
+
+
+def synthesize_events(state: TaskState, first_id: int | None = None) -> list[Event]:
+    """Events equivalent to a state without a log: its outputs, result, then its status.
+
+    Ids end at `state.last_event_id` unless `first_id` fixes where they start (seed files).
+    """
+    kinds: list[tuple[str, dict[str, Any]]] = [("output", {"text": t}) for t in state.outputs]
+    if state.result is not None:
+        kinds.append(("result", dict(state.result)))
+    status: dict[str, Any] = {"status": state.status.value}
+    if state.error:
+        status["error"] = state.error
+    if state.paused_by:
+        status["reason"] = state.paused_by
+    kinds.append(("status", status))
+    start = first_id if first_id is not None else state.last_event_id - len(kinds) + 1
+    start = max(start, state.run_first_event_id)
+    events = [Event(start + i, kind, data) for i, (kind, data) in enumerate(kinds)]
+    return events if first_id is not None else [e for e in events if e.id <= state.last_event_id]
+
+
+def read_summary(head: bytes, task_id: str) -> TaskSummary | None:
+    """A listing row from a snapshot's first line, or None if it is not our two-line form."""
+    line, newline, _ = head.partition(b"\n")
+    if not newline or not line.endswith(b","):
+        return None
+    try:
+        fields = json.loads(line[:-1] + b"}")
+        if fields.get("version") != SNAPSHOT_VERSION or fields.get("taskId") != task_id:
+            return None
+        finished = fields.get("finishedAt")
+        return TaskSummary(
+            task_id=task_id,
+            status=Status(fields["status"]),
+            owner=fields.get("owner"),
+            created_at=parse_iso(fields["createdAt"]),
+            updated_at=parse_iso(fields["updatedAt"]),
+            finished_at=parse_iso(finished) if finished else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def summary_of(state: TaskState) -> TaskSummary:
+    """The listing row of a loaded state."""
+    return TaskSummary(
+        task_id=state.task_id,
+        status=state.status,
+        owner=state.owner,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        finished_at=state.finished_at,
+    )

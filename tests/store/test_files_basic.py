@@ -1,0 +1,158 @@
+"""The `files` store's core contract: create, append, save, load, events, restart, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import jsonschema
+from store_helpers import async_test, collect, new_state, opened, run_task
+
+from jupyter_deepresearch.extension.models import Status
+from jupyter_deepresearch.extension.store.files import FileTaskStore
+from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
+
+
+@async_test
+async def test_create_is_exclusive_and_writes_seed_format(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = new_state()
+        assert await store.create(state)
+        assert not await store.create(new_state(state.task_id))
+        doc = json.loads((store.directory / f"{state.task_id}.json").read_bytes())
+        jsonschema.validate(doc, SNAPSHOT_SCHEMA)
+        assert doc["taskId"] == state.task_id
+        assert doc["progress"]["status"] == "queued"
+        assert doc["outputs"] == []
+        assert doc["request"] == state.request
+
+
+@async_test
+async def test_events_ids_are_consecutive_and_resume_after(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=5)
+        events = await collect(store, state.task_id)  # part buffered, part on disk
+        assert [e.id for e in events] == list(range(1, state.last_event_id + 1))
+        await store.flush()
+        assert [e.id for e in await collect(store, state.task_id, after=4)] == list(
+            range(5, state.last_event_id + 1)
+        )
+        assert await collect(store, state.task_id, after=state.last_event_id) == []
+
+
+@async_test
+async def test_append_does_not_rewrite_snapshot(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=1)
+        snap = store.directory / f"{state.task_id}.json"
+        before = snap.stat().st_mtime_ns, snap.read_bytes()
+        for i in range(50):
+            await store.append(state, "output", {"text": f"more {i}"})
+        await store.flush()
+        assert (snap.stat().st_mtime_ns, snap.read_bytes()) == before
+
+
+@async_test
+async def test_background_flush_within_interval(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=2)
+        log = store.directory / f"{state.task_id}.events.jsonl"
+        await asyncio.sleep(0.3)
+        ids = [json.loads(line).get("id") for line in log.read_text().splitlines()]
+        assert ids[-1] == state.last_event_id
+
+
+@async_test
+async def test_reload_in_new_store_rebuilds_full_state(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=4)
+        await store.append(state, "result", {"report": "# R", "sources": []})
+        await store.append(state, "status", {"status": "completed"})
+        await store.save(state, durable=True)
+        other = FileTaskStore(store.directory)
+        loaded = await other.load(state.task_id)
+        assert loaded is not None
+        assert loaded.status is Status.completed
+        assert loaded.outputs == state.outputs
+        assert loaded.result == {"report": "# R", "sources": []}
+        assert loaded.checkpoints == {"plan": {"queries": ["a", "b"]}}
+        assert loaded.attempts == 1
+        assert loaded.last_event_id == state.last_event_id
+        assert loaded.finished_at == state.finished_at or loaded.finished_at is not None
+        assert [e.id for e in await collect(other, state.task_id)] == list(range(1, 12))
+
+
+@async_test
+async def test_log_beyond_snapshot_is_replayed(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=2)
+        for i in range(10):
+            await store.append(state, "output", {"text": f"late {i}"})
+        await store.save_checkpoint(state, "search:0", "done")
+        state.attempts = 2
+        await store.save(state)
+        for i in range(5):
+            await store.append(state, "output", {"text": f"later {i}"})
+        await store.flush()  # flushed, but no snapshot written after these
+        loaded = await FileTaskStore(store.directory).load(state.task_id)
+        assert loaded is not None
+        assert loaded.outputs == state.outputs
+        assert loaded.last_event_id == state.last_event_id
+        assert loaded.checkpoints == state.checkpoints
+        assert loaded.attempts == 2
+
+
+@async_test
+async def test_load_returns_the_managers_object(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store)
+        assert await store.load(state.task_id) is state
+
+
+@async_test
+async def test_reset_run_keeps_counting_ids(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=3)
+        old_last = state.last_event_id
+        await store.reset_run(state)
+        assert state.outputs == [] and state.checkpoints == {} and state.result is None
+        assert state.run_first_event_id == old_last + 1
+        await store.append(state, "status", {"status": "running"})
+        await store.append(state, "output", {"text": "fresh"})
+        await store.flush()
+        events = await collect(store, state.task_id)
+        assert [e.id for e in events] == [old_last + 1, old_last + 2]
+        assert [e.id for e in await collect(store, state.task_id, after=3)] == [
+            old_last + 1,
+            old_last + 2,
+        ]
+        loaded = await FileTaskStore(store.directory).load(state.task_id)
+        assert loaded is not None
+        assert loaded.outputs == ["fresh"]
+        assert loaded.checkpoints == {}
+        assert loaded.run_first_event_id == old_last + 1
+
+
+@async_test
+async def test_delete_removes_every_file(folder: Path) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store)
+        await store.flush()
+        keep = await run_task(store)
+        assert await store.delete(state.task_id)
+        assert not list(store.directory.glob(f"{state.task_id}*"))
+        assert await store.load(state.task_id) is None
+        assert not await store.delete(state.task_id)
+        assert await store.load(keep.task_id) is keep
+
+
+@async_test
+async def test_summaries_list_every_task(folder: Path) -> None:
+    async with opened(folder) as store:
+        states = [await run_task(store) for _ in range(3)]
+        await store.save(states[0])
+        rows = {row.task_id: row for row in await FileTaskStore(store.directory).summaries()}
+        assert set(rows) == {s.task_id for s in states}
+        assert rows[states[0].task_id].status is Status.running
+        assert rows[states[0].task_id].owner == "alice"
