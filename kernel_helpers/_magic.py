@@ -1,0 +1,65 @@
+"""`%research` / `%%research`: `%load_ext jupyter_deepresearch.kernel_helpers`."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+
+@magics_class
+class ResearchMagics(Magics):
+    """Start or reattach to research from a cell, with the widget shown."""
+
+    @magic_arguments()
+    @argument("-o", "--out", metavar="NAME", help="store the ResearchTask in this variable")
+    @argument("--restart", action="store_true", help="start the research again from scratch")
+    @argument("--wait", action="store_true", help="block until the report is ready")
+    @argument("--breadth", type=int, help="search queries per round (report.breadth)")
+    @argument("--depth", type=int, help="rounds of research (report.depth)")
+    @argument("--language", help="language of the report (report.language)")
+    @argument("--ai", metavar="PROVIDER", help="LLM provider (ai.provider)")
+    @argument("--model", help="model name (ai.model)")
+    @argument("--search", metavar="PROVIDER", help="search provider (search.provider)")
+    @argument("--max-results", type=int, help="results per search query (search.max_results)")
+    @line_cell_magic
+    def research(self, line: str, cell: str | None = None) -> None:
+        """`%research [options] QUESTION`, or `%%research [options]` with the question below."""
+        from . import research
+
+        options, rest = _split_options(self.research.parser, line)
+        args = parse_argstring(self.research, options)
+        query = cell if cell is not None and cell.strip() else rest
+        if not query.strip():
+            raise ValueError("%research needs a question: `%research How does X work?`")
+        report = _section(language=args.language, breadth=args.breadth, depth=args.depth)
+        ai = _section(provider=args.ai, model=args.model)
+        search = _section(provider=args.search, max_results=args.max_results)
+        task = research(query, ai=ai, search=search, report=report, restart=args.restart)
+        if args.out and self.shell is not None:
+            self.shell.user_ns[args.out] = task
+        if args.wait:
+            task.wait()
+
+
+def _section(**values: Any) -> dict[str, Any] | None:
+    given = {k: v for k, v in values.items() if v is not None}
+    return given or None
+
+
+def _split_options(parser: Any, line: str) -> tuple[str, str]:
+    """Leading `--options` and the question after them, kept verbatim (quotes, apostrophes)."""
+    rest = line.strip()
+    taken: list[str] = []
+    while rest.startswith("-"):
+        word, _, rest = rest.partition(" ")
+        rest = rest.lstrip()
+        taken.append(word)
+        action = parser._option_string_actions.get(word.split("=")[0])
+        if action is not None and action.nargs != 0 and "=" not in word:
+            value, _, rest = rest.partition(" ")
+            rest = rest.lstrip()
+            taken.append(shlex.quote(value))
+    return " ".join(taken), rest

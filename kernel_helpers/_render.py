@@ -1,0 +1,75 @@
+"""Text forms of a task: the Markdown view and the compact progress lines (no widgets)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._state import TaskEvent, TaskSnapshot
+
+DISPLAY_ENV = "JUPYTER_DEEPRESEARCH_DISPLAY"
+
+
+def display_mode() -> str:
+    """`widget` inside a Jupyter kernel, `text` elsewhere; `$JUPYTER_DEEPRESEARCH_DISPLAY` wins.
+
+    A kernel cannot see whether its front end renders widgets, so runners without one (nbval,
+    papermill, nbconvert) set `JUPYTER_DEEPRESEARCH_DISPLAY=text`.
+    """
+    forced = os.environ.get(DISPLAY_ENV, "").strip().lower()
+    if forced in ("widget", "text"):
+        return forced
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return "text"
+    shell = get_ipython()
+    return "widget" if shell is not None and getattr(shell, "kernel", None) is not None else "text"
+
+
+def short_query(query: str, limit: int = 80) -> str:
+    """The query on one line, cut with an ellipsis past `limit` characters."""
+    text = " ".join(query.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def progress_line(event: TaskEvent) -> str | None:
+    """One compact line for a status or progress event; None for output and result events."""
+    data = event.data
+    if event.type == "status":
+        status = data.get("status", "?")
+        detail = data.get("error")
+        return f"[{status}]" + (f" {detail}" if detail else "")
+    if event.type == "progress":
+        line = f"[{int(data.get('percentage', 0)):3d}%] {data.get('step', '')}"
+        message = data.get("message")
+        return f"{line}: {message}" if message else line
+    return None
+
+
+def markdown(snapshot: TaskSnapshot) -> str:
+    """The task as Markdown: header, then the report, the recent messages, or the error."""
+    head = f"**Research** `{snapshot.task_id}`: **{snapshot.status}**, {snapshot.percentage}%" + (
+        f" ({snapshot.step})" if snapshot.step else ""
+    )
+    parts = [head, "> " + short_query(snapshot.query, 300)]
+    if snapshot.error:
+        parts.append(f"**Error:** {snapshot.error}")
+    report = snapshot.report
+    if report:
+        parts.append(report)
+    elif snapshot.messages:
+        parts.append("\n".join(f"- {m}" for m in snapshot.messages))
+    elif snapshot.message:
+        parts.append(f"- {snapshot.message}")
+    sources = snapshot.sources
+    if sources and not all(str(s.get("url", "")) in report for s in sources):
+        parts.append("**Sources**\n\n" + "\n".join(_source_md(s) for s in sources))
+    return "\n\n".join(parts) + "\n"
+
+
+def _source_md(source: dict[str, Any]) -> str:
+    title = str(source.get("title") or source.get("url") or "source").replace("]", "\\]")
+    url = str(source.get("url") or "")
+    label = f"[{source.get('id', '')}]"
+    return f"- {label} [{title}]({url})" if url else f"- {label} {title}"

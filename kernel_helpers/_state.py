@@ -1,0 +1,104 @@
+"""What a client knows about a task: events folded into a snapshot (no I/O, no threads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_deepresearch.extension.models import Status, TaskInfo
+
+RECENT_MESSAGES = 8  # shown by the widget and the Markdown view
+TERMINAL = frozenset(s.value for s in Status if s.terminal)
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One event of a task's SSE stream: `id`, `type` (status/progress/output/result), `data`."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass
+class TaskSnapshot:
+    """A task's state as a client sees it, rebuilt from `TaskInfo` and the events after it."""
+
+    task_id: str
+    query: str = ""
+    status: str = Status.queued.value
+    step: str = ""
+    percentage: int = 0
+    message: str = ""
+    messages: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    reason: str | None = None  # why it is paused: "user", "shutdown", "credentials"
+    attempts: int = 0
+    last_event_id: int = 0
+    base_event_id: int = 0  # the id the TaskInfo this snapshot started from was current at
+
+    @classmethod
+    def from_info(cls, info: TaskInfo) -> TaskSnapshot:
+        """The snapshot a `TaskInfo` describes; events after `info.last_event_id` refine it."""
+        return cls(
+            task_id=info.task_id,
+            query=str(info.request.get("query", "")),
+            status=info.status.value,
+            step=info.step,
+            percentage=info.percentage,
+            message=info.message,
+            result=info.result.model_dump(mode="json") if info.result else None,
+            error=info.error,
+            attempts=info.attempts,
+            last_event_id=info.last_event_id,
+            base_event_id=info.last_event_id,
+        )
+
+    @property
+    def terminal(self) -> bool:
+        """True once the task is completed, failed or cancelled."""
+        return self.status in TERMINAL
+
+    @property
+    def report(self) -> str:
+        """The final report once there is one, else the report text streamed so far."""
+        if self.result is not None:
+            return str(self.result.get("report", ""))
+        return "".join(self.outputs)
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """The report's numbered sources (`id`, `title`, `url`); empty until completed."""
+        return list(self.result.get("sources", [])) if self.result else []
+
+    def apply(self, event: TaskEvent) -> None:
+        """Fold one event in, the way the server's own state does.
+
+        Events up to `base_event_id` are history the `TaskInfo` already summarised: they add
+        messages and outputs but do not move status, step or percentage back in time.
+        """
+        replayed = event.id <= self.base_event_id
+        self.last_event_id = max(self.last_event_id, event.id)
+        data = event.data
+        if event.type == "status" and not replayed:
+            status = str(data.get("status", self.status))
+            self.status = status
+            self.error = data.get("error") if status == Status.failed.value else None
+            self.reason = data.get("reason", "user") if status == Status.paused.value else None
+            if data.get("error") and status != Status.failed.value:
+                self.message = str(data["error"])
+        elif event.type == "progress":
+            if not replayed:
+                self.step = str(data.get("step", self.step))
+                self.percentage = max(self.percentage, int(data.get("percentage", 0)))
+            if data.get("message"):
+                if not replayed:
+                    self.message = str(data["message"])
+                self.messages.append(str(data["message"]))
+                del self.messages[:-RECENT_MESSAGES]
+        elif event.type == "output":
+            self.outputs.append(str(data.get("text", "")))
+        elif event.type == "result" and not replayed:
+            self.result = {"report": data.get("report", ""), "sources": data.get("sources", [])}
