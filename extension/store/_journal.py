@@ -309,6 +309,8 @@ def _trusted_index(f: Any, idx_path: Path, run_first: int, header_len: int) -> t
 
 
 def _id_at(f: Any, offset: int) -> int | None:
+    if not 0 < offset < os.fstat(f.fileno()).st_size:  # an index entry may be garbage
+        return None
     f.seek(offset)
     raw = f.readline()
     return _event_id(raw) if raw.endswith(b"\n") else None
@@ -345,7 +347,8 @@ def locate(log_path: Path, idx_path: Path, after: int) -> tuple[int, int] | None
             idx.seek(_U64.size * (1 + entry))
             offset = _U64.unpack(idx.read(_U64.size))[0]
             found_id = _id_at(f, offset)
-            if found_id is not None and found_id >= run_first + entry:
+            # Exact match only: a wrong entry that points at a later event would skip events.
+            if found_id == run_first + entry:
                 return run_first, offset
     except FileNotFoundError:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from datetime import datetime, timezone
@@ -37,6 +38,12 @@ def quarantine(path: Path, log: logging.Logger, task_id: str, why: str) -> Path 
         os.replace(path, target)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        # A read-only folder: still serve what can be rebuilt, and say the file stays put.
+        log.warning(
+            "Task %s: %s is damaged (%s); cannot move it aside (%s)", task_id, path.name, why, exc
+        )
+        return None
     log.warning(
         "Task %s: %s is damaged (%s); moved aside to %s", task_id, path.name, why, target.name
     )
@@ -67,7 +74,8 @@ def load_task(
         found = journal.read_header(log_path)
     except journal.LogCorrupt as exc:
         quarantine(log_path, log, task_id, str(exc))
-        idx.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            idx.unlink(missing_ok=True)
         found = None
     if found is None:
         if damaged:

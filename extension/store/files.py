@@ -75,6 +75,7 @@ class FileTaskStore(TaskStore):
         self._cache: OrderedDict[str, tuple[TaskState, Signature]] = OrderedDict()
         self._flusher: asyncio.Task[None] | None = None
         self._failure: StoreUnavailable | None = None  # set while the last write failed
+        self._warned: str | None = None
 
     # Paths and helpers
 
@@ -276,7 +277,12 @@ class FileTaskStore(TaskStore):
         if first is not None:
             if raise_errors:
                 raise first
-            self.log.warning("Task events not flushed, retrying: %s", first.message)
+            # Once per distinct problem, or the log fills as fast as the disk did.
+            if first.message != self._warned:
+                self.log.warning("Task events not flushed, retrying: %s", first.message)
+            self._warned = first.message
+        else:
+            self._warned = None
 
     async def _flush_locked(self, entry: _Entry) -> None:
         """Write the entry's buffered lines (caller holds `entry.lock`)."""

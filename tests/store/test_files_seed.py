@@ -1,0 +1,115 @@
+"""A folder written by the seed's own app (only `{taskId}.json` files) loads as it is."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+from store_helpers import async_test, collect, opened
+
+from jupyter_deepresearch.extension.models import Status
+from jupyter_deepresearch.extension.store.files import FileTaskStore
+from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
+
+SEED = Path(__file__).parent / "seed_tasks"
+RUNNING = "abc123def456"  # the seed document's own example: not a 32-hex id
+COMPLETED = "0123456789abcdef0123456789abcdef"
+PAUSED = "fedcba9876543210fedcba9876543210"
+FAILED = "00000000000000000000000000000abc"
+
+
+@pytest.fixture
+def seed_folder(folder: Path) -> Path:
+    shutil.copytree(SEED, folder)
+    return folder
+
+
+def test_fixtures_follow_the_schema() -> None:
+    for path in SEED.glob("*.json"):
+        jsonschema.validate(json.loads(path.read_bytes()), SNAPSHOT_SCHEMA)
+
+
+@async_test
+async def test_every_seed_task_is_listed_without_touching_files(seed_folder: Path) -> None:
+    before = {p.name: p.read_bytes() for p in seed_folder.iterdir()}
+    async with opened(seed_folder) as store:
+        rows = {row.task_id: row for row in await store.summaries()}
+        assert {r: rows[r].status for r in rows} == {
+            RUNNING: Status.running,
+            COMPLETED: Status.completed,
+            PAUSED: Status.paused,
+            FAILED: Status.failed,
+        }
+        for task_id in rows:
+            assert await store.load(task_id) is not None
+    assert {p.name: p.read_bytes() for p in seed_folder.iterdir()} == before
+
+
+@async_test
+async def test_completed_seed_task_replays_outputs_and_joined_report(seed_folder: Path) -> None:
+    outputs = json.loads((seed_folder / f"{COMPLETED}.json").read_bytes())["outputs"]
+    async with opened(seed_folder) as store:
+        state = await store.load(COMPLETED)
+        assert state is not None
+        assert state.result is not None
+        assert state.result["report"] == "\n".join(outputs)
+        assert state.info().result is not None
+        events = await collect(store, COMPLETED)
+        n = len(outputs)
+        assert [e.id for e in events] == list(range(1, n + 3))
+        assert [e.data["text"] for e in events[:n]] == outputs
+        assert {e.type for e in events[:n]} == {"output"}
+        assert (events[n].type, events[n].data["report"]) == ("result", "\n".join(outputs))
+        assert (events[n + 1].type, events[n + 1].data) == ("status", {"status": "completed"})
+        assert state.last_event_id == n + 2
+        assert [e.id for e in await collect(store, COMPLETED, after=n)] == [n + 1, n + 2]
+
+
+@async_test
+async def test_running_and_failed_seed_tasks_replay(seed_folder: Path) -> None:
+    async with opened(seed_folder) as store:
+        running = await collect(store, RUNNING)
+        assert [(e.id, e.type) for e in running] == [
+            (1, "output"),
+            (2, "output"),
+            (3, "output"),
+            (4, "status"),
+        ]
+        assert running[0].data == {"text": "# 研究报告开始"}
+        failed = await store.load(FAILED)
+        assert failed is not None
+        assert failed.error == "Search provider returned 502"
+        assert [e.data for e in await collect(store, FAILED)] == [
+            {"status": "failed", "error": "Search provider returned 502"}
+        ]
+
+
+@async_test
+async def test_resumed_seed_task_gets_sidecars_and_keeps_ids(seed_folder: Path) -> None:
+    async with opened(seed_folder) as store:
+        state = await store.load(PAUSED)
+        assert state is not None and state.last_event_id == 2  # one output, one status
+        await store.append(state, "status", {"status": "running"})
+        await store.append(state, "output", {"text": "## Search"})
+        state.attempts += 1
+        await store.save(state)
+        assert (seed_folder / f"{PAUSED}.events.jsonl").exists()
+        assert (seed_folder / f"{PAUSED}.idx").exists()
+    doc = json.loads((seed_folder / f"{PAUSED}.json").read_bytes())
+    jsonschema.validate(doc, SNAPSHOT_SCHEMA)
+    assert doc["outputs"] == ["# Plan", "## Search"]
+    assert doc["progress"]["status"] == "running"
+    reopened = FileTaskStore(seed_folder)
+    events = await collect(reopened, PAUSED)
+    assert [(e.id, e.type) for e in events] == [
+        (1, "output"),
+        (2, "status"),
+        (3, "status"),
+        (4, "output"),
+    ]
+    assert [e.id for e in await collect(reopened, PAUSED, after=2)] == [3, 4]
+    loaded = await reopened.load(PAUSED)
+    assert loaded is not None and loaded.outputs == ["# Plan", "## Search"]
