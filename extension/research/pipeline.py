@@ -9,11 +9,12 @@ shutdown) arrives as anyio/asyncio cancellation and simply abandons the unit in 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import anyio
 
-from ..errors import BadRequest, ResearchError
+from ..errors import BadRequest, DeepResearchError, ResearchError
 from ..models import ResearchResult, SourceRef
 from .base import (
     AIProvider,
@@ -28,6 +29,9 @@ from .base import (
 from .citations import sources_section
 from .context import ResearchContext
 from .registry import provider_class, validate_request
+
+if sys.version_info < (3, 11):  # anyio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +125,9 @@ class _Run:
         if isinstance(saved, list):
             specs = [QuerySpec(query=s["query"], goal=s.get("goal", "")) for s in saved]
         else:
-            await self.progress(
-                "queries", PLAN_DONE, f"Generating search queries (round {round_no + 1})"
-            )
+            # Later rounds' queries belong to the search step: steps never go back.
+            step = "queries" if round_no == 0 else "search"
+            await self.progress(step, self.pct, f"Generating search queries (round {round_no + 1})")
             specs = await self.ai.queries(
                 self.question, plan, previous, self.breadth, self.language
             )
@@ -150,9 +154,13 @@ class _Run:
             async with limiter:
                 results[i] = await self.query_unit(f"{round_no}.{i}", spec)
 
-        async with anyio.create_task_group() as tg:
-            for i, spec in enumerate(specs):
-                tg.start_soon(one, i, spec)
+        try:
+            async with anyio.create_task_group() as tg:
+                for i, spec in enumerate(specs):
+                    tg.start_soon(one, i, spec)
+        except BaseExceptionGroup as group:
+            # The manager expects the error itself (ResearchError, MissingCredentials...).
+            raise _first_error(group) from None
         return [r for r in results if r is not None]
 
     async def query_unit(self, key: str, spec: QuerySpec) -> tuple[list[Hit], Learnings]:
@@ -223,6 +231,25 @@ class _Run:
     async def _stream(self, text: str) -> None:
         if text:
             await self.ctx.output(text)
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The most telling leaf of an exception group: our own errors first, then any other."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for kind in (DeepResearchError, Exception, BaseException):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return group
 
 
 def _learnings_from_json(value: dict[str, Any]) -> Learnings:

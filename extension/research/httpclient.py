@@ -1,0 +1,139 @@
+"""HTTP plumbing shared by the network providers: client, retries with backoff, clear errors.
+
+Every error raised here is an `errors.ResearchError` whose message a user can act on and which
+never contains a secret: messages are built from the base URL, the model name and the status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+import httpx
+
+from ..errors import MissingCredentials, ResearchError
+from .base import RunOptions
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+log = logging.getLogger(__name__)
+
+
+class RetryableStatus(Exception):
+    """A response worth retrying (429, 5xx); carries the server's `Retry-After` if any."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def make_client(options: RunOptions) -> httpx.AsyncClient:
+    """An async client with the run's timeouts; no redirects into other hosts' secrets."""
+    timeout = httpx.Timeout(options.timeout, connect=options.connect_timeout)
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=True)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds when given as a number."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], *, options: RunOptions, service: str) -> T:
+    """Await `call()`, retrying on `RetryableStatus` with exponential backoff.
+
+    Transport failures become `ResearchError`s that name `service` (a base URL) and the cause.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except RetryableStatus as exc:
+            attempt += 1
+            if attempt > options.retries:
+                raise ResearchError(
+                    f"{service} kept answering HTTP {exc.status} after {attempt} attempts; "
+                    "it is overloaded or failing, try again later."
+                ) from None
+            delay = options.backoff * 2 ** (attempt - 1)
+            if exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            delay = min(delay, options.max_backoff)
+            log.info("%s answered HTTP %s; retry %d in %.2fs", service, exc.status, attempt, delay)
+            await anyio.sleep(delay)
+        except httpx.ConnectError as exc:
+            raise ResearchError(
+                f"Could not connect to {service}: {_reason(exc)}. Is the server running and is "
+                "the base_url right?"
+            ) from None
+        except httpx.TimeoutException:
+            raise ResearchError(
+                f"{service} did not answer within {options.timeout:g} seconds (timeout). "
+                "The server may be overloaded, or the model still loading."
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ResearchError(f"Request to {service} failed: {_reason(exc)}.") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "refused" in text.lower() or "errno 111" in text.lower():
+        return "connection refused"
+    return text.split("\n", 1)[0][:200]
+
+
+def raise_for_status(
+    response: httpx.Response,
+    *,
+    service: str,
+    has_key: bool,
+    key_field: str,
+    body: str = "",
+    not_found: str | None = None,
+    secret: str | None = None,
+) -> None:
+    """Map an error status to `RetryableStatus`, `MissingCredentials` or `ResearchError`."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status in RETRY_STATUSES:
+        raise RetryableStatus(status, retry_after(response))
+    if status == 401:
+        if not has_key:
+            raise MissingCredentials(
+                f"{service} requires an API key (HTTP 401): set {key_field} in the request "
+                "or in the server's configuration."
+            )
+        raise ResearchError(f"The API key was rejected by {service} (HTTP 401): check {key_field}.")
+    if status == 404 and not_found:
+        raise ResearchError(not_found)
+    detail = _detail(body)
+    if secret and secret in detail:  # some servers echo what they were sent
+        detail = detail.replace(secret, "***")
+    raise ResearchError(
+        f"{service} rejected the request (HTTP {status})" + (f": {detail}" if detail else ".")
+    )
+
+
+def _detail(body: str) -> str:
+    """A short human message from an error body (OpenAI-style `{"error": {"message"}}`)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return " ".join(body.split())[:200]
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or ""
+            return " ".join(str(msg).split())[:200]
+        if isinstance(err, str):
+            return err[:200]
+    return ""

@@ -1,0 +1,94 @@
+"""`searxng` search: `GET {base_url}/search?q=…&format=json` on a SearXNG instance."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from ..errors import BadRequest, ResearchError
+from ..models import SearchSettings
+from .base import Hit, SearchProvider
+from .httpclient import make_client, raise_for_status, with_retries
+
+JSON_DISABLED = (
+    "{base} refused JSON output (HTTP 403): the instance does not allow `format=json`. "
+    "Enable it in SearXNG's settings.yml: under `search:` set `formats:` to include `json` "
+    "(for example `formats: [html, json]`), then restart SearXNG."
+)
+
+
+class SearXNGSearch(SearchProvider):
+    """Web search through a SearXNG instance's JSON API."""
+
+    name = "searxng"
+    _client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def validate(cls, settings: SearchSettings, root_dir: Any) -> None:
+        if not settings.base_url:
+            raise BadRequest(
+                'search.base_url: required for the searxng provider (e.g. "http://localhost:8080")'
+            )
+        if not re.match(r"^https?://[^/\s]+", settings.base_url):
+            raise BadRequest("search.base_url: must be an http:// or https:// URL")
+
+    @property
+    def base_url(self) -> str:
+        return (self.settings.base_url or "").rstrip("/")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def search(self, query: str) -> list[Hit]:
+        if self._client is None:
+            self._client = make_client(self.options)
+        client = self._client
+        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        headers = {"Accept": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        base = self.base_url
+
+        async def attempt() -> Any:
+            response = await client.get(
+                f"{base}/search", params={"q": query, "format": "json"}, headers=headers
+            )
+            if response.status_code == 403:
+                raise ResearchError(JSON_DISABLED.format(base=base))
+            raise_for_status(
+                response,
+                service=base,
+                has_key=bool(key),
+                key_field="search.api_key",
+                body=response.text,
+                secret=key,
+                not_found=f"{base}/search was not found (HTTP 404): is search.base_url a "
+                "SearXNG instance?",
+            )
+            try:
+                return response.json()
+            except ValueError:
+                raise ResearchError(
+                    f"{base} did not answer with JSON; is search.base_url a SearXNG instance?"
+                ) from None
+
+        data = await with_retries(attempt, options=self.options, service=base)
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for item in data.get("results", []) if isinstance(data, dict) else []:
+            if not isinstance(item, dict):
+                continue
+            url = str(item.get("url") or "").strip()
+            if not url or url in seen:
+                continue
+            seen.add(url)
+            title = " ".join(str(item.get("title") or url).split())
+            text = " ".join(str(item.get("content") or "").split()) or title
+            hits.append(Hit(id=url, title=title, url=url, text=text))
+            if len(hits) >= self.settings.max_results:
+                break
+        return hits
