@@ -202,7 +202,7 @@ def append(
     try:
         size = os.fstat(fd).st_size
         if size != tail.size:
-            raise _Stale()
+            raise Stale()
         data, offsets, last, pos = [], [], tail.last_id, size
         for event_id, raw in lines:
             if event_id is not None:
@@ -235,7 +235,7 @@ def append(
     return Tail(tail.run_first, pos, last, tail.indexed + len(offsets))
 
 
-class _Stale(Exception):
+class Stale(Exception):
     """The log changed under the writer (or a failed write left it unknown): repair first."""
 
 

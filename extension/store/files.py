@@ -11,35 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from ..errors import StoreUnavailable
 from ..models import Status
+from . import _folder as folder
 from . import _journal as journal
 from ._atomic import atomic_write, remove_stale_temps, storage_error
 from ._recovery import Signature, load_task, signature
 from .base import EVENT_TYPES, Event, TaskState, TaskStore, TaskSummary, utcnow
-from .seed_format import (
-    encode_snapshot,
-    read_summary,
-    snapshot_parts,
-    summary_of,
-    synthesize_events,
-)
+from .seed_format import encode_snapshot, snapshot_parts, summary_of, synthesize_events
 
-# Ids in our API are 32 hex digits; the seed's were free-form, so the store accepts any name
-# that is safe as a file name, which also keeps paths inside the folder.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_BUDGET = 256 * 1024  # bytes of log read per worker-thread hop while streaming events
-_LOCK_TIMEOUT = 30.0
+_T = TypeVar("_T")
 
 
 class _Entry:
@@ -79,29 +69,28 @@ class FileTaskStore(TaskStore):
 
     # Paths and helpers
 
-    def _paths(self, task_id: str) -> tuple[Path, Path, Path]:
-        if not _SAFE_ID.match(task_id):
-            raise ValueError(f"invalid task id {task_id!r}")
-        base = self.directory / task_id
-        return Path(f"{base}.json"), Path(f"{base}.events.jsonl"), Path(f"{base}.idx")
+    def _paths(self, task_id: str) -> folder.TaskPaths:
+        return folder.task_paths(self.directory, task_id)
 
-    def _lock(self) -> FileLock:
-        # One folder-wide lock orders create/delete between servers; appends need none because
-        # only the lease holder writes a task's log.
-        return FileLock(str(self.directory / ".store.lock"), timeout=_LOCK_TIMEOUT)
-
-    def _locked(self) -> StoreUnavailable:
-        return StoreUnavailable(f"Task storage {self.directory} is locked by another process")
-
-    def _error(self, exc: OSError) -> StoreUnavailable:
-        return storage_error(exc, self.directory)
+    async def _io(self, fn: Callable[..., _T], *args: Any, writes: bool = True) -> _T:
+        """Run blocking file work in a thread; disk errors become `StoreUnavailable`."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except Timeout as exc:  # before OSError: filelock's Timeout is a TimeoutError
+            error = StoreUnavailable(f"Task storage {self.directory} is locked by another process")
+            raise error from exc
+        except OSError as exc:
+            error = storage_error(exc, self.directory)
+            if writes:
+                self._failure = error
+            raise error from exc
 
     def _entry(self, state: TaskState) -> _Entry:
         entry = self._entries.get(state.task_id)
         if entry is None:
             entry = self._entries[state.task_id] = _Entry(state)
             self._cache.pop(state.task_id, None)
-            _, log_path, _ = self._paths(state.task_id)
+            log_path = self._paths(state.task_id).log
             if state.last_event_id >= state.run_first_event_id and not log_path.exists():
                 # Taken before any buffered event changes the state: what the snapshot holds.
                 entry.prelude = synthesize_events(state)
@@ -115,8 +104,8 @@ class FileTaskStore(TaskStore):
         if entry.state.status.active or entry.pending or self._entries.get(task_id) is not entry:
             return
         del self._entries[task_id]
-        snap, log_path, _ = self._paths(task_id)
-        self._remember(entry.state, signature(snap, log_path))
+        paths = self._paths(task_id)
+        self._remember(entry.state, signature(paths.snapshot, paths.log))
 
     def _remember(self, state: TaskState, sig: Signature) -> None:
         self._cache[state.task_id] = (state, sig)
@@ -128,11 +117,8 @@ class FileTaskStore(TaskStore):
 
     async def open(self) -> None:
         """Create the folder, clear crash leftovers, start the background flusher."""
-        try:
-            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-            await asyncio.to_thread(remove_stale_temps, self.directory)
-        except OSError as exc:
-            raise self._error(exc) from exc
+        await self._io(lambda: self.directory.mkdir(parents=True, exist_ok=True))
+        await self._io(remove_stale_temps, self.directory)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name="deepresearch-flush")
 
@@ -156,33 +142,11 @@ class FileTaskStore(TaskStore):
     # Writing
 
     async def create(self, state: TaskState) -> bool:
-        """Write a new task's snapshot and log; False if it exists (checked under a file lock)."""
-        snap, log_path, idx = self._paths(state.task_id)
+        """Write a new task's log and snapshot; False if it exists (checked under a file lock)."""
+        paths = self._paths(state.task_id)
         header = journal.header_line(state, state.run_first_event_id)
-        head, body = snapshot_parts(state, utcnow())
-
-        def write() -> journal.Tail | None:
-            with self._lock():
-                if snap.exists() or log_path.exists():
-                    return None
-                try:
-                    tail = journal.create_log(log_path, idx, header, [])
-                    atomic_write(snap, encode_snapshot(head, body))
-                except OSError:
-                    for path in (log_path, idx, snap):
-                        with contextlib.suppress(OSError):
-                            path.unlink()
-                    raise
-                return tail
-
-        try:
-            tail = await asyncio.to_thread(write)
-        except OSError as exc:
-            raise self._error(exc) from exc
-        except Timeout as exc:
-            raise StoreUnavailable(
-                f"Task storage {self.directory} is locked by another process"
-            ) from exc
+        snapshot = encode_snapshot(*snapshot_parts(state, utcnow()))
+        tail = await self._io(folder.create_files, self.directory, paths, header, snapshot)
         if tail is None:
             return False
         entry = self._entry(state)
@@ -208,7 +172,7 @@ class FileTaskStore(TaskStore):
     async def save(self, state: TaskState, *, durable: bool = False) -> None:
         """Flush the task's log, then replace its snapshot atomically (always fsynced)."""
         entry = self._entry(state)
-        snap, _, _ = self._paths(state.task_id)
+        snap = self._paths(state.task_id).snapshot
         async with entry.lock:
             if state.attempts != entry.logged_attempts:
                 entry.pending.append((None, journal.meta_line(state.attempts)))
@@ -216,11 +180,7 @@ class FileTaskStore(TaskStore):
             # Captured before the flush, so the log always reaches the snapshot's lastEventId.
             head, body = snapshot_parts(state, utcnow())
             await self._flush_locked(entry)
-            try:
-                await asyncio.to_thread(lambda: atomic_write(snap, encode_snapshot(head, body)))
-            except OSError as exc:
-                self._failure = self._error(exc)
-                raise self._failure from exc
+            await self._io(lambda: atomic_write(snap, encode_snapshot(head, body)))
         self._settle(entry)
 
     async def save_checkpoint(self, state: TaskState, key: str, value: Any) -> None:
@@ -235,27 +195,18 @@ class FileTaskStore(TaskStore):
     async def reset_run(self, state: TaskState) -> None:
         """Start a new run: a fresh log (atomically replaced) and a snapshot without the old run."""
         entry = self._entry(state)
-        snap, log_path, idx = self._paths(state.task_id)
+        paths = self._paths(state.task_id)
         async with entry.lock:
-            run_first = state.last_event_id + 1
-            header = journal.header_line(state, run_first)
-            try:
-                tail = await asyncio.to_thread(journal.create_log, log_path, idx, header, [])
-            except OSError as exc:
-                self._failure = self._error(exc)
-                raise self._failure from exc
-            # Unflushed events of the old run are discarded with it; their ids stay used.
+            header = journal.header_line(state, state.last_event_id + 1)
+            entry.tail = await self._io(journal.create_log, paths.log, paths.idx, header, [])
+            # Unflushed events of the old run go with it; their ids stay used.
             entry.pending.clear()
-            entry.tail = tail
+            entry.prelude = None
             state.reset_run()
             entry.logged_attempts = state.attempts
             head, body = snapshot_parts(state, utcnow())
-            try:
-                await asyncio.to_thread(lambda: atomic_write(snap, encode_snapshot(head, body)))
-            except OSError as exc:
-                # The new log already says which run is current; load honours it.
-                self._failure = self._error(exc)
-                raise self._failure from exc
+            # If this fails the new log still says which run is current, and load honours it.
+            await self._io(lambda: atomic_write(paths.snapshot, encode_snapshot(head, body)))
 
     async def flush(self) -> None:
         """Write and fsync every buffered line now."""
@@ -292,14 +243,12 @@ class FileTaskStore(TaskStore):
         state = entry.state
         prelude = self._prelude(entry) if entry.tail is None else None
         lines = [(ev.id if ev else None, raw) for ev, raw in batch]
+        paths = self._paths(state.task_id)
         try:
-            entry.tail = await asyncio.to_thread(
-                self._write, state.task_id, entry.tail, prelude, lines
-            )
-        except OSError as exc:
+            entry.tail = await self._io(folder.write_lines, paths, entry.tail, prelude, lines)
+        except StoreUnavailable:
             entry.tail = None  # the log's end is unknown now: check it before the next write
-            self._failure = self._error(exc)
-            raise self._failure from exc
+            raise
         except journal.LogCorrupt as exc:
             entry.tail = None
             self._failure = StoreUnavailable(f"Task {state.task_id}: {exc}")
@@ -308,50 +257,28 @@ class FileTaskStore(TaskStore):
         entry.prelude = None
         self._failure = None
 
-    def _prelude(self, entry: _Entry) -> tuple[bytes, list[tuple[int, bytes]]] | None:
+    def _prelude(self, entry: _Entry) -> folder.Prelude | None:
         """Header and earlier events for a task that has no log yet (a seed task resumed)."""
-        _, log_path, _ = self._paths(entry.state.task_id)
-        if entry.prelude is None or log_path.exists():
+        if entry.prelude is None or self._paths(entry.state.task_id).log.exists():
             return None
         header = journal.header_line(entry.state, entry.state.run_first_event_id)
         return header, [(e.id, journal.event_line(e)) for e in entry.prelude]
-
-    def _write(
-        self,
-        task_id: str,
-        tail: journal.Tail | None,
-        prelude: tuple[bytes, list[tuple[int, bytes]]] | None,
-        lines: list[tuple[int | None, bytes]],
-    ) -> journal.Tail:
-        _, log_path, idx = self._paths(task_id)
-        if tail is None:
-            if prelude is not None and not log_path.exists():
-                tail = journal.create_log(log_path, idx, *prelude)
-            else:
-                tail = journal.repair(log_path, idx)
-        try:
-            return journal.append(log_path, idx, tail, lines)
-        except journal._Stale:
-            return journal.append(log_path, idx, journal.repair(log_path, idx), lines)
 
     # Reading
 
     async def load(self, task_id: str) -> TaskState | None:
         """The manager's live object if this store writes the task, else a (cached) load."""
-        snap, log_path, _ = self._paths(task_id)
+        paths = self._paths(task_id)
         entry = self._entries.get(task_id)
         if entry is not None:
             return entry.state
         cached = self._cache.get(task_id)
         if cached is not None:
-            if signature(snap, log_path) == cached[1]:
+            if signature(paths.snapshot, paths.log) == cached[1]:
                 self._cache.move_to_end(task_id)
                 return cached[0]
             del self._cache[task_id]
-        try:
-            loaded = await asyncio.to_thread(load_task, self.directory, task_id, self.log)
-        except OSError as exc:
-            raise self._error(exc) from exc
+        loaded = await self._io(load_task, self.directory, task_id, self.log, writes=False)
         if loaded is None:
             return None
         state, sig = loaded
@@ -362,11 +289,8 @@ class FileTaskStore(TaskStore):
 
     async def summaries(self) -> list[TaskSummary]:
         """One row per task from each snapshot's first line (seed files are read whole)."""
-        try:
-            rows, damaged = await asyncio.to_thread(self._scan)
-        except OSError as exc:
-            raise self._error(exc) from exc
-        for task_id in damaged:
+        rows, others = await self._io(folder.scan, self.directory, set(self._entries), writes=False)
+        for task_id in others:  # seed format, damaged, or a log alone
             state = await self.load(task_id)
             if state is not None:
                 rows[task_id] = summary_of(state)
@@ -374,34 +298,11 @@ class FileTaskStore(TaskStore):
             rows[task_id] = summary_of(entry.state)
         return list(rows.values())
 
-    def _scan(self) -> tuple[dict[str, TaskSummary], list[str]]:
-        rows: dict[str, TaskSummary] = {}
-        damaged: list[str] = []
-        names = os.listdir(self.directory)
-        snaps = {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
-        logs = {n[: -len(".events.jsonl")] for n in names if n.endswith(".events.jsonl")}
-        for task_id in sorted(snaps | logs):
-            if not _SAFE_ID.match(task_id) or task_id in self._entries:
-                continue
-            row = None
-            if task_id in snaps:
-                try:
-                    with open(self.directory / f"{task_id}.json", "rb") as f:
-                        row = read_summary(f.read(4096), task_id)
-                except FileNotFoundError:
-                    continue
-            if row is None:
-                damaged.append(task_id)  # seed format, damaged, or a log alone: full load
-            else:
-                rows[task_id] = row
-        return rows, damaged
-
     async def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
         """This run's events with id > `after`: from disk in batches, then unflushed ones."""
-        _, log_path, idx = self._paths(task_id)
-        last = after
+        paths = self._paths(task_id)
         try:
-            located = await asyncio.to_thread(journal.locate, log_path, idx, after)
+            located = await self._io(journal.locate, paths.log, paths.idx, after, writes=False)
         except journal.LogCorrupt:
             located = None
         if located is None:
@@ -410,21 +311,21 @@ class FileTaskStore(TaskStore):
                 yield event
             return
         run_first, offset = located
+        last, reread = after, False
         while True:
             at_end = False
             while not at_end:
-                batch, offset, at_end = await asyncio.to_thread(
-                    journal.read_events, log_path, offset, last, _READ_BUDGET
+                batch, offset, at_end = await self._io(
+                    journal.read_events, paths.log, offset, last, _READ_BUDGET, writes=False
                 )
                 for event in batch:
                     yield event
                     last = event.id
             entry = self._entries.get(task_id)
             pending = [ev for ev, _ in entry.pending if ev and ev.id > last] if entry else []
-            if not pending:
-                return
-            if pending[0].id > max(last, run_first - 1) + 1:
-                # A flush moved the missing ones to disk while we read: read on from there.
+            if pending and pending[0].id > max(last, run_first - 1) + 1 and not reread:
+                # A flush moved the ones between to disk while we read: read on from there.
+                reread = True
                 continue
             for event in pending:
                 yield event
@@ -449,30 +350,11 @@ class FileTaskStore(TaskStore):
         self._paths(task_id)
         entry = self._entries.pop(task_id, None)
         self._cache.pop(task_id, None)
-        if entry is not None:
-            entry.pending.clear()
-
-        def remove() -> bool:
-            existed = False
-            with self._lock():
-                for name in os.listdir(self.directory):
-                    if name.startswith(f"{task_id}."):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(self.directory / name)
-                            existed = existed or name.endswith((".json", ".events.jsonl"))
-            return existed
-
-        try:
-            if entry is not None:
-                async with entry.lock:
-                    return await asyncio.to_thread(remove)
-            return await asyncio.to_thread(remove)
-        except OSError as exc:
-            raise self._error(exc) from exc
-        except Timeout as exc:
-            raise StoreUnavailable(
-                f"Task storage {self.directory} is locked by another process"
-            ) from exc
+        if entry is None:
+            return await self._io(folder.remove_files, self.directory, task_id)
+        entry.pending.clear()
+        async with entry.lock:  # let a flush in progress finish first
+            return await self._io(folder.remove_files, self.directory, task_id)
 
     async def expire(self, older_than: datetime) -> list[str]:
         """Delete terminal tasks finished before `older_than`; never queued, running or paused."""

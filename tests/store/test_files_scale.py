@@ -9,7 +9,7 @@ import pytest
 from store_helpers import async_test, collect, finish, new_state, opened, run_task
 
 from jupyter_deepresearch.extension.models import Status
-from jupyter_deepresearch.extension.store import _atomic
+from jupyter_deepresearch.extension.store import _atomic, files
 from jupyter_deepresearch.extension.store import _journal as journal
 from jupyter_deepresearch.extension.store.files import FileTaskStore
 from jupyter_deepresearch.extension.store.seed_format import encode_snapshot, snapshot_parts
@@ -82,7 +82,7 @@ async def test_first_event_comes_from_the_index_for_any_after(
         with open(log, "rb") as f:  # it seeked straight to the event's line
             f.seek(offsets[0])
             assert f.readline().startswith(b'{"k":"e","id":%d,' % (after + 1))
-    assert max(timings.values()) < 0.05, timings
+    assert max(timings.values()) < 0.5, timings  # ~0.5 ms each when the machine is quiet
 
 
 @async_test
@@ -122,7 +122,9 @@ async def test_five_megabytes_of_output_survive_whole(folder: Path) -> None:
 
 
 @async_test
-async def test_listing_ten_thousand_tasks_reads_only_their_heads(folder: Path) -> None:
+async def test_listing_ten_thousand_tasks_reads_only_their_heads(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder.mkdir()
     for i in range(10_000):
         state = new_state(f"{i:032x}")
@@ -132,12 +134,13 @@ async def test_listing_ten_thousand_tasks_reads_only_their_heads(folder: Path) -
             encode_snapshot(*snapshot_parts(state, state.created_at))
         )
     store = FileTaskStore(folder)
+    monkeypatch.setattr(files, "load_task", None)  # a whole-file load would fail the test
     start = time.perf_counter()
     rows = await store.summaries()
     elapsed = time.perf_counter() - start
     assert len(rows) == 10_000
     assert sum(r.status is Status.completed for r in rows) == 5_000
-    assert elapsed < 3.0, elapsed  # about 0.3 s here; reading every file whole takes ~4x longer
+    assert elapsed < 10.0, elapsed  # ~0.3 s on a quiet machine (bench/bench_event_store.py)
 
 
 @async_test
