@@ -103,22 +103,26 @@ def scan(directory: Path, skip: set[str]) -> tuple[dict[str, TaskSummary], list[
     return rows, others
 
 
-Prelude = tuple[bytes, list[tuple[int, bytes]]]
-
-
 def write_lines(
     paths: TaskPaths,
     tail: journal.Tail | None,
-    prelude: Prelude | None,
+    prelude: list[tuple[int, bytes]],
+    header: bytes,
     lines: list[tuple[int | None, bytes]],
-) -> journal.Tail:
-    """Append lines to a task's log, first opening (and checking) or creating it as needed."""
-    if tail is None:
-        if prelude is not None and not paths.log.exists():
-            tail = journal.create_log(paths.log, paths.idx, *prelude)
-        else:
-            tail = journal.repair(paths.log, paths.idx)
-    try:
-        return journal.append(paths.log, paths.idx, tail, lines)
-    except journal.Stale:
-        return journal.append(paths.log, paths.idx, journal.repair(paths.log, paths.idx), lines)
+) -> journal.Tail | None:
+    """Append lines to a task's log, opening (and checking) or creating it; None if deleted.
+
+    A missing log is created from `header` and the `prelude` events (what the snapshot holds).
+    """
+    if tail is not None:
+        try:
+            return journal.append(paths.log, paths.idx, tail, lines)
+        except (journal.Stale, FileNotFoundError):
+            pass  # changed or removed under us: look again below
+    if paths.log.exists():
+        tail = journal.repair(paths.log, paths.idx)
+    elif paths.snapshot.exists():
+        tail = journal.create_log(paths.log, paths.idx, header, prelude)
+    else:
+        return None  # deleted (perhaps by another server): never bring it back
+    return journal.append(paths.log, paths.idx, tail, lines)

@@ -177,14 +177,15 @@ def create_log(
     from ._atomic import atomic_write
 
     run_first = _header_run_first(header)
-    offsets, pos = [], len(header)
-    for _, raw in lines:
-        offsets.append(pos)
+    offsets: list[int] = []
+    pos, last = len(header), run_first - 1
+    for event_id, raw in lines:
+        offsets.extend([pos] * (event_id - last))  # a gap maps to the next event
+        last = event_id
         pos += len(raw)
     # Index first: a crash between the two renames leaves an index the log's header disowns.
     atomic_write(idx_path, _U64.pack(run_first) + b"".join(_U64.pack(o) for o in offsets))
     atomic_write(log_path, header + b"".join(raw for _, raw in lines))
-    last = lines[-1][0] if lines else run_first - 1
     return Tail(run_first=run_first, size=pos, last_id=last, indexed=len(offsets))
 
 

@@ -241,11 +241,13 @@ class FileTaskStore(TaskStore):
             return
         batch = list(entry.pending)
         state = entry.state
-        prelude = self._prelude(entry) if entry.tail is None else None
         lines = [(ev.id if ev else None, raw) for ev, raw in batch]
+        # Only used if the log is missing: a seed task's first write, or a log lost on disk.
+        header = journal.header_line(state, state.run_first_event_id)
+        prelude = [(e.id, journal.event_line(e)) for e in entry.prelude or []]
         paths = self._paths(state.task_id)
         try:
-            entry.tail = await self._io(folder.write_lines, paths, entry.tail, prelude, lines)
+            tail = await self._io(folder.write_lines, paths, entry.tail, prelude, header, lines)
         except StoreUnavailable:
             entry.tail = None  # the log's end is unknown now: check it before the next write
             raise
@@ -253,16 +255,16 @@ class FileTaskStore(TaskStore):
             entry.tail = None
             self._failure = StoreUnavailable(f"Task {state.task_id}: {exc}")
             raise self._failure from exc
+        if tail is None:
+            self.log.warning("Task %s was deleted; dropping its unsaved events", state.task_id)
+            entry.pending.clear()
+            if self._entries.get(state.task_id) is entry:
+                del self._entries[state.task_id]
+            return
+        entry.tail = tail
         del entry.pending[: len(batch)]
         entry.prelude = None
         self._failure = None
-
-    def _prelude(self, entry: _Entry) -> folder.Prelude | None:
-        """Header and earlier events for a task that has no log yet (a seed task resumed)."""
-        if entry.prelude is None or self._paths(entry.state.task_id).log.exists():
-            return None
-        header = journal.header_line(entry.state, entry.state.run_first_event_id)
-        return header, [(e.id, journal.event_line(e)) for e in entry.prelude]
 
     # Reading
 
