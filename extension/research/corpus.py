@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TypedDict
 
-CORPUS_VERSION = "1"
+CORPUS_VERSION = "2"
 PASSAGE_WORDS = 140  # a passage is a few paragraphs, never a whole document
 SOURCE_SUFFIXES = (".md", ".txt", ".ipynb", ".py", ".html", ".htm")
 MAX_FILE_BYTES = 5_000_000
@@ -93,7 +93,7 @@ def _chunks(
     start: int | None = None
     buf: list[str] = []
     count = 0
-    for line, para in paragraphs:
+    for line, para in _split_long(paragraphs, limit):
         n = len(para.split())
         if buf and count + n > limit:
             yield start or 1, "\n\n".join(buf)
@@ -104,6 +104,28 @@ def _chunks(
         count += n
     if buf:
         yield start or 1, "\n\n".join(buf)
+
+
+def _split_long(paragraphs: list[tuple[int, str]], limit: int) -> Iterator[tuple[int, str]]:
+    """Paragraphs longer than twice `limit` words cut into pieces of whole lines."""
+    for line, para in paragraphs:
+        if len(para.split()) <= 2 * limit:
+            yield line, para
+            continue
+        piece: list[str] = []
+        piece_start = line
+        words = 0
+        for offset, text in enumerate(para.splitlines()):
+            n = len(text.split())
+            if piece and words + n > limit:
+                yield piece_start, "\n".join(piece)
+                piece, words = [], 0
+            if not piece:
+                piece_start = line + offset
+            piece.append(text)
+            words += n
+        if piece:
+            yield piece_start, "\n".join(piece)
 
 
 def _paragraphs(text: str, first_line: int = 1) -> list[tuple[int, str]]:

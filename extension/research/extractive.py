@@ -215,7 +215,7 @@ def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learni
         title_rel = sum(weights.get(t, 0.0) * idf.get(t, 1.0) for t in titles[c.hit])
         rel += title_rel * _lead(c.position)
         length = max(len(set(c.tokens)), 1)
-        c.score = rel / length**0.3 / (1.0 + 0.15 * c.hit)
+        c.score = rel / length**0.3 / (1.0 + 0.15 * c.hit) * _kind_weight(c.text)
     chosen = _mmr([c for c in cands if c.score > 0], MAX_LEARNING_SENTENCES)
     learnings: list[Learning] = []
     by_hit: dict[int, list[_Candidate]] = {}
@@ -226,6 +226,18 @@ def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learni
         learnings.append(Learning(text=" ".join(sentences), sources=[hits[h]["id"]]))
     followups = _followup_names(question, spec, [c.text for c in chosen])
     return Learnings(query=spec["query"], learnings=learnings, followups=followups)
+
+
+_VERSION_NOTE_RE = re.compile(r"^(Changed in version|New in version|Deprecated since|Added in)")
+
+
+def _kind_weight(sentence: str) -> float:
+    """Version notes and cross-references say little about how something works."""
+    if _VERSION_NOTE_RE.match(sentence):
+        return 0.3
+    if re.match(r"^(See|For more|Additional information)\b", sentence):
+        return 0.5
+    return 1.0
 
 
 def _lead(position: int) -> float:
@@ -360,6 +372,6 @@ def _findings(job: ReportJob) -> list[_Finding]:
             tokens = tokenize(s)
             rel = sum(weights[t] * idf.get(t, 1.0) for t in set(tokens) & set(weights))
             rel += title_rel * _lead(i)
-            scores.append(rel / max(len(set(tokens)), 1) ** 0.3)
+            scores.append(rel / max(len(set(tokens)), 1) ** 0.3 * _kind_weight(s))
         findings.append(_Finding(n=n, sentences=sentences, scores=scores))
     return findings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -16,6 +17,9 @@ import httpx
 
 from ..errors import MissingCredentials, ResearchError
 from .base import RunOptions
+
+if sys.version_info < (3, 11):  # anyio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -83,10 +87,20 @@ async def with_retries(call: Callable[[], Awaitable[T]], *, options: RunOptions,
             raise ResearchError(f"Request to {service} failed: {_reason(exc)}.") from None
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
+    """The cause in a few words; httpx hides "connection refused" in the exception chain."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        text = str(seen).lower()
+        if isinstance(seen, ConnectionRefusedError) or "refused" in text or "errno 111" in text:
+            return "connection refused"
+        seen = seen.__cause__ or seen.__context__
+        # anyio and httpcore wrap OS errors inside exception groups.
+        if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
+            seen = seen.exceptions[0]
     text = str(exc) or type(exc).__name__
-    if "refused" in text.lower() or "errno 111" in text.lower():
-        return "connection refused"
     return text.split("\n", 1)[0][:200]
 
 

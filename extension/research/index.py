@@ -15,11 +15,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import bm25s
@@ -30,7 +31,8 @@ from . import corpus
 from .corpus import Passage
 from .text import TOKENIZER_VERSION, tokenize
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "3"
+MODULE_BOOST = 1.5
 MEMORY_CACHE = 4  # combined indexes kept loaded in this process
 
 log = logging.getLogger(__name__)
@@ -48,17 +50,30 @@ class LocalIndex:
     retriever: bm25s.BM25
     vocab: dict[str, int]
     location: Path
+    modules: dict[str, np.ndarray] = field(default_factory=dict)  # top module -> passage rows
+
+    def __post_init__(self) -> None:
+        rows: dict[str, list[int]] = {}
+        for i, passage in enumerate(self.passages):
+            if passage["id"].startswith("python:"):
+                rows.setdefault(passage["id"][7:].split(".", 1)[0].lower(), []).append(i)
+        self.modules = {m: np.asarray(r, dtype=np.int64) for m, r in rows.items()}
 
     def search(self, query: str, k: int, per_source: int = 2) -> list[tuple[Passage, float]]:
         """The best `k` passages for `query`, at most `per_source` per source; ties by order."""
         ids: list[int] = []
-        for token in tokenize(query):
+        tokens = tokenize(query)
+        for token in tokens:
             tid = self.vocab.get(token)
             if tid is not None and tid not in ids:
                 ids.append(tid)
         if not ids or not self.passages:
             return []
         scores = np.asarray(self.retriever.get_scores_from_ids(ids), dtype=np.float64)
+        # A question that names a module ("parse JSON", "with pathlib") wants that module's docs.
+        named = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", query)} & self.modules.keys()
+        for module in sorted(named):
+            scores[self.modules[module]] *= MODULE_BOOST
         want = min(len(scores), max(k * 6, 30))
         top = (
             np.argpartition(-scores, want - 1)[:want]

@@ -123,7 +123,11 @@ def tokenize(text: str) -> list[str]:
 
 def content_terms(text: str) -> list[str]:
     """Stems of the words that carry meaning in a question (stop words and fillers dropped)."""
-    return [t for t in tokenize(text) if t not in QUERY_FILLERS and "." not in t and "_" not in t]
+    return [
+        t
+        for t in tokenize(text)
+        if t not in QUERY_FILLERS and (t.startswith("kw.") or ("." not in t and "_" not in t))
+    ]
 
 
 _ABBREVIATIONS = (
