@@ -177,3 +177,31 @@ async def test_real_read_only_folder(tmpfs: Path) -> None:
         assert _mount("-o", "remount,rw", str(tmpfs)).returncode == 0
         await store.flush()
     check_log(store, state.task_id, state.last_event_id)
+
+
+@async_test
+async def test_index_write_failing_after_the_log_write_duplicates_nothing(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = _atomic.write_all
+    broken = {"on": False}
+
+    def write_all(fd: int, data: bytes) -> None:
+        if broken["on"] and not data.startswith(b"{"):  # index entries are binary
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data)
+
+    monkeypatch.setattr(_atomic, "write_all", write_all)
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=2)
+        await store.flush()
+        broken["on"] = True
+        for i in range(4):
+            await store.append(state, "output", {"text": f"x{i}"})
+        with pytest.raises(StoreUnavailable):
+            await store.flush()  # the log got the lines, the index did not
+        broken["on"] = False
+        await store.flush()  # retried: the lines already logged are not written twice
+        check_log(store, state.task_id, state.last_event_id)
+        ids = [e.id for e in await collect(FileTaskStore(folder), state.task_id, 3)]
+        assert ids == list(range(4, state.last_event_id + 1))
