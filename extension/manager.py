@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,12 @@ from .errors import (
     StoreUnavailable,
     TaskNotFound,
 )
+from .events import EventHub
 from .fingerprint import is_task_id, task_id_for
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
 from .research.context import JSONValue, ResearchPipeline
 from .store.base import Event, TaskState, TaskStore, utcnow
 
-RECENT_EVENTS = 4096  # per running task, served to followers without touching the store
-KEEPALIVE_SECONDS = 15.0
 STOP_GRACE_SECONDS = 5.0
 
 RequestValidator = Callable[[ResearchRequest, Path], None]
@@ -46,7 +45,6 @@ class _Live:
     request: ResearchRequest  # resolved, secrets included: never persisted
     runner: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # "pause", "cancel", "shutdown", "discard"
-    recent: deque[Event] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
 
 class _RunContext:
@@ -118,7 +116,7 @@ class TaskManager:
         self._live: dict[str, _Live] = {}
         self._queue: deque[str] = deque()
         self._id_locks: dict[str, asyncio.Lock] = {}
-        self._changed: dict[str, asyncio.Condition] = {}
+        self.events = EventHub(store, self.get, self.log)
         self._stopping = False
         self._started = False
         self._start_lock: asyncio.Lock | None = None
@@ -171,6 +169,7 @@ class TaskManager:
                 runners.append(live.runner)
         if runners:
             await asyncio.wait(runners, timeout=STOP_GRACE_SECONDS)
+        await self.events.close()
         with contextlib.suppress(DeepResearchError):
             await self.store.close()
 
@@ -303,6 +302,7 @@ class TaskManager:
             with contextlib.suppress(ValueError):
                 self._queue.remove(task_id)
             self._live.pop(task_id, None)
+            self.events.forget(task_id)
             await self.store.delete(task_id)
             self.log.info("Deleted task %s", state.task_id)
         await self._notify(task_id)
@@ -355,56 +355,15 @@ class TaskManager:
     # ----------------------------------------------------------------- events
 
     async def follow(
-        self,
-        task_id: str,
-        after: int,
-        *,
-        live: bool = True,
-        closed: asyncio.Event | None = None,
+        self, task_id: str, after: int, *, live: bool = True, closed: asyncio.Event | None = None
     ) -> AsyncIterator[Event | None]:
-        """Events with id > `after`, then live ones until the task is terminal.
-
-        Yields None after `KEEPALIVE_SECONDS` without news so the caller can send a keepalive;
-        stops when `closed` is set (the client went away).
-        """
-        last = after
-        condition = self._condition(task_id)
-        while True:
-            async with condition:
-                state = await self.get(task_id)
-                last = max(last, state.run_first_event_id - 1)
-                pending = last < state.last_event_id
-                finished = state.status.terminal
-            if pending:
-                async for event in self._events_after(task_id, last):
-                    yield event
-                    last = event.id
-                continue
-            if finished or not live or (closed is not None and closed.is_set()):
-                return
-            async with condition:
-                if (await self.get(task_id)).last_event_id > last:
-                    continue
-                try:
-                    await asyncio.wait_for(condition.wait(), KEEPALIVE_SECONDS)
-                except asyncio.TimeoutError:
-                    yield None
-            if closed is not None and closed.is_set():
-                return
+        """Durable events with id > `after`, then live ones; None means "send a keepalive"."""
+        async for event in self.events.follow(task_id, after, live=live, closed=closed):
+            yield event
 
     async def wake(self, task_id: str) -> None:
         """Wake followers of a task (e.g. because their client closed)."""
-        await self._notify(task_id)
-
-    async def _events_after(self, task_id: str, after: int) -> AsyncIterator[Event]:
-        live = self._live.get(task_id)
-        if live is not None and live.recent and live.recent[0].id <= after + 1:
-            for event in list(live.recent):
-                if event.id > after:
-                    yield event
-            return
-        async for event in self.store.events(task_id, after):
-            yield event
+        await self.events.notify(task_id)
 
     # ----------------------------------------------------------------- running
 
@@ -542,6 +501,7 @@ class TaskManager:
         with contextlib.suppress(ValueError):
             self._queue.remove(state.task_id)
         self._live.pop(state.task_id, None)
+        self.events.forget(state.task_id)
         await self.store.reset_run(state)
         self.log.info("Restarting task %s from scratch", state.task_id)
         await self._enqueue(state, request, new_run=True)
@@ -563,14 +523,13 @@ class TaskManager:
         if live is not None and live.state is state:
             await self._emit(live, "status", data)
         else:
-            await self.store.append(state, "status", data)
-            await self._notify(state.task_id)
+            event = await self.store.append(state, "status", data)
+            await self.events.published(state, event, keep_recent=False)
 
     async def _emit(self, live: _Live, type: str, data: dict[str, Any]) -> None:
         event = await self.store.append(live.state, type, data)
-        live.recent.append(event)
+        await self.events.published(live.state, event, keep_recent=True)
         self._on_activity()
-        await self._notify(live.state.task_id)
 
     # ----------------------------------------------------------------- helpers
 
@@ -588,14 +547,8 @@ class TaskManager:
     def _lock(self, task_id: str) -> asyncio.Lock:
         return self._id_locks.setdefault(task_id, asyncio.Lock())
 
-    def _condition(self, task_id: str) -> asyncio.Condition:
-        return self._changed.setdefault(task_id, asyncio.Condition())
-
     async def _notify(self, task_id: str) -> None:
-        condition = self._changed.get(task_id)
-        if condition is not None:
-            async with condition:
-                condition.notify_all()
+        await self.events.notify(task_id)
 
 
 def _is_running(live: _Live) -> bool:

@@ -125,7 +125,9 @@ def test_auto_resume_off_leaves_interrupted_task_paused(tmp_path: Path) -> None:
             task_id = client.post("tasks", json={"query": "manual units=6 delay=0.3"}).json()[
                 "task_id"
             ]
-            wait_for(client, task_id, "running")
+            # Streamed events are durable ones: once an output arrives, the run is on disk.
+            with connect_sse(client, "GET", f"tasks/{task_id}/events") as source:
+                next(sse for sse in source.iter_sse() if sse.event == "output")
     finally:
         first.kill()
     second = ServerProcess(

@@ -14,7 +14,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from dr_testing.pipelines import GATES
 from dr_testing.waiting import eventually
-from jupyter_deepresearch.extension import manager as manager_module
+from jupyter_deepresearch.extension.events import EventHub
 
 
 async def create(http: httpx.AsyncClient, query: str) -> str:
@@ -141,7 +141,7 @@ async def test_follow_false_sends_stored_events_and_closes(http: httpx.AsyncClie
 async def test_keepalive_comments_while_idle(
     http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(manager_module, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(EventHub, "keepalive_seconds", 0.2)
     query = "keepalive units=1"
     GATES[query] = asyncio.Event()
     try:
