@@ -356,7 +356,9 @@ def _text_passages(rel: str, text: str) -> list[Passage]:
     return _section_passages(rel, _paragraphs(text))
 
 
-def _section_passages(rel: str, paragraphs: list[tuple[int, str]]) -> list[Passage]:
+def _section_passages(
+    rel: str, paragraphs: list[tuple[int, str]], *, headings: bool = True
+) -> list[Passage]:
     name = rel.rsplit("/", 1)[-1]
     out: list[Passage] = []
     heading = ""
@@ -372,7 +374,7 @@ def _section_passages(rel: str, paragraphs: list[tuple[int, str]]) -> list[Passa
         section.clear()
 
     for line, para in paragraphs:
-        match = re.match(r"^#{1,6}\s+(.+)$", para.splitlines()[0])
+        match = re.match(r"^#{1,6}\s+(.+)$", para.splitlines()[0]) if headings else None
         if match:
             flush()
             heading = match.group(1).strip().strip("#").strip()
@@ -396,7 +398,12 @@ def _notebook_passages(rel: str, raw: str) -> list[Passage]:
             continue
         source = cell.get("source", "")
         text = "".join(source) if isinstance(source, list) else str(source)
-        for passage in _text_passages(rel, text):
+        if cell["cell_type"] == "code":
+            # A comment is not a heading: keep the cell's lines as one plain section.
+            passages = _section_passages(rel, _paragraphs(text), headings=False)
+        else:
+            passages = _text_passages(rel, text)
+        for passage in passages:
             # Notebooks have no stable line numbers: locate by cell instead.
             line = passage["url"].rsplit("#L", 1)[-1]
             url = f"file:{rel}#cell={number}&L{line}"

@@ -22,6 +22,7 @@ from .text import (
     content_terms,
     jaccard,
     keyphrases,
+    names_statement,
     normalise_space,
     split_sentences,
     tokenize,
@@ -81,6 +82,24 @@ def _core_terms(question: str) -> list[str]:
     return keyphrases(question, limit=6)
 
 
+def _core_query(question: str) -> str:
+    """The question's content words in their own order, each once: `asyncio cancel task`."""
+    words: list[str] = []
+    seen: set[str] = set()
+    found = re.findall(r"[A-Za-z_][\w.]*\w|\w+", question)
+    for i, word in enumerate(found):
+        following = found[i + 1] if i + 1 < len(found) else ""
+        if names_statement(word, following):
+            words.append(word.lower())
+            continue
+        terms = content_terms(word)
+        if not terms or terms[-1] in seen:
+            continue
+        seen.update(terms)
+        words.append(word if not word.islower() else word.lower())
+    return " ".join(words)
+
+
 def make_plan(question: str) -> str:
     """A short Markdown plan derived from the question's key concepts."""
     terms = _core_terms(question)
@@ -99,7 +118,7 @@ def make_plan(question: str) -> str:
 
 def make_queries(question: str, previous: list[Learnings], count: int) -> list[QuerySpec]:
     """`count` distinct queries: facets of the question, then follow-ups of earlier rounds."""
-    core = " ".join(_core_terms(question)) or normalise_space(question)
+    core = _core_query(question) or normalise_space(question)
     candidates: list[QuerySpec] = []
     if not previous:
         candidates.append(QuerySpec(query=normalise_space(question), goal=_FACETS[0][1]))

@@ -216,7 +216,8 @@ class _Run:
         if not body.endswith("\n"):
             body += "\n"
             await self.ctx.output("\n")
-        tail = "\n" + sources_section(cited) if cited else ""
+        gap = "" if body.endswith("\n\n") else "\n"
+        tail = gap + sources_section(cited) if cited else ""
         if tail:
             await self.ctx.output(tail)
         report = body + tail

@@ -37,9 +37,7 @@ _FILLER_TEXT = """what how why when which who whom whose where does do did is ar
 should would explain describe tell me please way ways difference best example examples"""
 QUERY_FILLERS = frozenset(_FILLER_TEXT.split())
 
-_KEYWORD_STOPWORDS = frozenset(w for w in keyword.kwlist if w.lower() in STOPWORDS) | {
-    w.lower() for w in keyword.kwlist if w.lower() in STOPWORDS
-}
+_KEYWORD_STOPWORDS = frozenset(w for w in keyword.kwlist if w in STOPWORDS)
 _KW_CONTEXT = frozenset(
     {
         "statement",
@@ -119,6 +117,11 @@ def tokenize(text: str) -> list[str]:
                 continue
             out.append(stem(piece))
     return out
+
+
+def names_statement(word: str, following: str) -> bool:
+    """True for a Python keyword that names a statement here (`with` in "with statement")."""
+    return word.lower() in _KEYWORD_STOPWORDS and following.lower() in _KW_CONTEXT
 
 
 def content_terms(text: str) -> list[str]:

@@ -249,3 +249,24 @@ async def test_queries_fall_back_to_lines(fake_llm: FakeLLM) -> None:
     finally:
         await llm.aclose()
     assert [s["query"] for s in specs] == ["Q? aspect 1", "Q? aspect 2", "Q? aspect 3"]
+
+
+async def test_run_without_needed_key_raises_missing_credentials(
+    fake_llm: FakeLLM, fake_searxng: FakeSearXNG, make_ctx: Any
+) -> None:
+    fake_llm.api_key = "needed"
+    ctx: MemoryContext = make_ctx(_request(fake_llm, fake_searxng))
+    with pytest.raises(MissingCredentials, match=r"ai\.api_key"):
+        await run_research(ctx, options=FAST)
+    assert "plan" not in ctx.checkpoints
+
+
+async def test_searxng_403_fails_the_run_with_the_fix(
+    fake_llm: FakeLLM, fake_searxng: FakeSearXNG, make_ctx: Any
+) -> None:
+    fake_searxng.json_enabled = False
+    ctx: MemoryContext = make_ctx(_request(fake_llm, fake_searxng))
+    # Raised from inside the concurrent search round: the error itself, not an exception group.
+    with pytest.raises(ResearchError, match=r"settings\.yml"):
+        await run_research(ctx, options=FAST)
+    assert "plan" in ctx.checkpoints and "report" not in ctx.checkpoints
