@@ -24,7 +24,7 @@ from ..models import Status
 from . import _folder as folder
 from . import _journal as journal
 from ._atomic import atomic_write, remove_stale_temps, storage_error
-from ._recovery import Signature, load_task, signature
+from ._recovery import Signature, load_task, quarantine, signature
 from .base import EVENT_TYPES, Event, TaskState, TaskStore, TaskSummary, utcnow
 from .seed_format import encode_snapshot, snapshot_parts, summary_of, synthesize_events
 
@@ -75,7 +75,7 @@ class FileTaskStore(TaskStore):
     async def _io(self, fn: Callable[..., _T], *args: Any, writes: bool = True) -> _T:
         """Run blocking file work in a thread; disk errors become `StoreUnavailable`."""
         try:
-            return await asyncio.to_thread(fn, *args)
+            result = await asyncio.to_thread(fn, *args)
         except Timeout as exc:  # before OSError: filelock's Timeout is a TimeoutError
             error = StoreUnavailable(f"Task storage {self.directory} is locked by another process")
             raise error from exc
@@ -84,6 +84,9 @@ class FileTaskStore(TaskStore):
             if writes:
                 self._failure = error
             raise error from exc
+        if writes:
+            self._failure = None  # the disk takes writes again
+        return result
 
     def _entry(self, state: TaskState) -> _Entry:
         entry = self._entries.get(state.task_id)
@@ -252,9 +255,10 @@ class FileTaskStore(TaskStore):
             entry.tail = None  # the log's end is unknown now: check it before the next write
             raise
         except journal.LogCorrupt as exc:
-            entry.tail = None
-            self._failure = StoreUnavailable(f"Task {state.task_id}: {exc}")
-            raise self._failure from exc
+            # One task's damaged log must not stall every flush: set it aside, start afresh.
+            await self._io(quarantine, paths.log, self.log, state.task_id, str(exc))
+            await self._io(paths.idx.unlink, True)
+            tail = await self._io(folder.write_lines, paths, None, prelude, header, lines)
         if tail is None:
             self.log.warning("Task %s was deleted; dropping its unsaved events", state.task_id)
             entry.pending.clear()

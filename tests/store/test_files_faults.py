@@ -273,3 +273,26 @@ async def test_task_deleted_elsewhere_is_not_brought_back(
         await store.flush()
         assert list(folder.iterdir()) == [folder / ".store.lock"]
         assert any("was deleted" in r.getMessage() for r in caplog.records)
+
+
+@async_test
+async def test_log_damaged_under_a_writer_is_set_aside_and_restarted(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=2)
+        await store.save(state)
+        log = folder / f"{state.task_id}.events.jsonl"
+        log.write_bytes(b"garbage\n" + log.read_bytes().split(b"\n", 1)[1])
+        await store.append(state, "output", {"text": "still recorded"})
+        await store.flush()  # does not fail, now or on every later flush
+        await store.append(state, "output", {"text": "and this"})
+        await store.save(state)
+    assert list(folder.glob(f"{state.task_id}.events.jsonl.corrupt-*"))
+    assert any(state.task_id in r.getMessage() for r in caplog.records)
+    loaded = await FileTaskStore(folder).load(state.task_id)
+    assert loaded is not None and loaded.outputs == state.outputs
+    ids = [
+        e.id for e in await collect(FileTaskStore(folder), state.task_id, state.last_event_id - 2)
+    ]
+    assert ids == [state.last_event_id - 1, state.last_event_id]
