@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import _atomic  # through the module: tests swap `_atomic.write_all` to fail writes
 from .base import Event, TaskState
 from .seed_format import iso
 
@@ -174,8 +175,6 @@ def create_log(
     log_path: Path, idx_path: Path, header: bytes, lines: list[tuple[int, bytes]]
 ) -> Tail:
     """Atomically replace log and index with a new run: header plus `lines` (event id, line)."""
-    from ._atomic import atomic_write
-
     run_first = _header_run_first(header)
     offsets: list[int] = []
     pos, last = len(header), run_first - 1
@@ -184,8 +183,8 @@ def create_log(
         last = event_id
         pos += len(raw)
     # Index first: a crash between the two renames leaves an index the log's header disowns.
-    atomic_write(idx_path, _U64.pack(run_first) + b"".join(_U64.pack(o) for o in offsets))
-    atomic_write(log_path, header + b"".join(raw for _, raw in lines))
+    _atomic.atomic_write(idx_path, _U64.pack(run_first) + b"".join(_U64.pack(o) for o in offsets))
+    _atomic.atomic_write(log_path, header + b"".join(raw for _, raw in lines))
     return Tail(run_first=run_first, size=pos, last_id=last, indexed=len(offsets))
 
 
@@ -197,8 +196,6 @@ def append(
     log_path: Path, idx_path: Path, tail: Tail, lines: list[tuple[int | None, bytes]]
 ) -> Tail:
     """Append lines (event id or None, line) to log and index, fsync both; the new tail."""
-    from ._atomic import write_all
-
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
     try:
         size = os.fstat(fd).st_size
@@ -214,7 +211,7 @@ def append(
             data.append(raw)
             pos += len(raw)
         try:
-            write_all(fd, b"".join(data))
+            _atomic.write_all(fd, b"".join(data))
             os.fsync(fd)
         except OSError:
             # Undo a partial write so the next attempt never appends after a torn line.
@@ -229,7 +226,7 @@ def append(
             end = _U64.size * (1 + tail.indexed)
             os.ftruncate(ifd, end)
             os.lseek(ifd, end, os.SEEK_SET)
-            write_all(ifd, b"".join(_U64.pack(o) for o in offsets))
+            _atomic.write_all(ifd, b"".join(_U64.pack(o) for o in offsets))
             os.fsync(ifd)
         finally:
             os.close(ifd)

@@ -17,7 +17,6 @@ from ..models import Status
 from .base import Event, TaskState, TaskSummary
 
 SNAPSHOT_VERSION = 1
-HEAD_LIMIT = 64 * 1024  # the first line is small; past this a file is read whole
 
 _STATUSES = [s.value for s in Status]
 _TIME = {"type": "string", "minLength": 10}
