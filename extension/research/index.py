@@ -33,6 +33,7 @@ from .text import TOKENIZER_VERSION, tokenize
 
 INDEX_VERSION = "3"
 MODULE_BOOST = 1.5
+USER_SOURCE_SHARE = 0.6  # a source-folder passage this close to the best hit gets a place
 MEMORY_CACHE = 4  # combined indexes kept loaded in this process
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,18 @@ class LocalIndex:
     vocab: dict[str, int]
     location: Path
     modules: dict[str, np.ndarray] = field(default_factory=dict)  # top module -> passage rows
+    user_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         rows: dict[str, list[int]] = {}
+        user: list[int] = []
         for i, passage in enumerate(self.passages):
             if passage["id"].startswith("python:"):
                 rows.setdefault(passage["id"][7:].split(".", 1)[0].lower(), []).append(i)
+            elif passage["id"].startswith("file:"):
+                user.append(i)
         self.modules = {m: np.asarray(r, dtype=np.int64) for m, r in rows.items()}
+        self.user_rows = np.asarray(user, dtype=np.int64)
 
     def search(self, query: str, k: int, per_source: int = 2) -> list[tuple[Passage, float]]:
         """The best `k` passages for `query`, at most `per_source` per source; ties by order."""
@@ -71,15 +77,26 @@ class LocalIndex:
             return []
         scores = np.asarray(self.retriever.get_scores_from_ids(ids), dtype=np.float64)
         # A question that names a module ("parse JSON", "with pathlib") wants that module's docs.
+        raw_best = float(scores.max())
         named = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", query)} & self.modules.keys()
         for module in sorted(named):
             scores[self.modules[module]] *= MODULE_BOOST
-        want = min(len(scores), max(k * 6, 30))
-        top = (
-            np.argpartition(-scores, want - 1)[:want]
-            if want < len(scores)
-            else np.arange(len(scores))
-        )
+        out = self._top(scores, k, per_source)
+        if len(self.user_rows) and not any(p["id"].startswith("file:") for p, _ in out) and out:
+            # The user named these folders: their best passage takes the last place when it is
+            # nearly as good as the documentation (BM25 favours the large built-in corpus).
+            mine = self._top(scores, 1, per_source, rows=self.user_rows)
+            if mine and mine[0][1] >= USER_SOURCE_SHARE * raw_best:
+                out = [*out[: k - 1], mine[0]]
+        return out
+
+    def _top(
+        self, scores: np.ndarray, k: int, per_source: int, rows: np.ndarray | None = None
+    ) -> list[tuple[Passage, float]]:
+        candidates = np.arange(len(scores)) if rows is None else rows
+        want = min(len(candidates), max(k * 6, 30))
+        sub = scores[candidates]
+        top = candidates[np.argpartition(-sub, want - 1)[:want]] if want < len(sub) else candidates
         order = sorted(
             (int(i) for i in top if scores[i] > 0), key=lambda i: (-round(float(scores[i]), 6), i)
         )

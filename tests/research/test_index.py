@@ -203,3 +203,19 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, search_cache_dir: Path) -> Any
     index.clear_memory_cache()
     again = index.open_index(damaged, [], Path("/"))
     assert len(again.passages) == len(ix.passages)
+
+
+async def test_relevant_notes_get_a_place_beside_the_docs(
+    tmp_path: Path, search_cache_dir: Path
+) -> None:
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "a.md").write_text(
+        "# Team notes\n\nOur asyncio services cancel tasks on shutdown via TaskGroup.\n"
+    )
+    search = _local(tmp_path, search_cache_dir, sources=("team",))
+    hits = await search.search("How does asyncio cancel a task?")
+    assert hits[-1]["url"] == "file:team/a.md#L3"
+    assert any(h["url"].startswith("python:asyncio") for h in hits)
+    assert not [
+        h for h in await search.search("how to sort a list") if h["url"].startswith("file:")
+    ]
