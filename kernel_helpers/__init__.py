@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from jupyter_deepresearch.extension.models import AISettings, ReportSettings, SearchSettings
+
 from ._client import ResearchClient
 from ._discovery import ServerInfo, discover_server
 from ._errors import (
@@ -32,18 +34,21 @@ from ._state import TaskEvent, TaskSnapshot
 from ._task import ResearchTask
 
 __all__ = [
+    "AISettings",
     "Backoff",
     "BadRequestError",
     "ConflictError",
     "EventStream",
     "ForbiddenError",
     "PayloadTooLargeError",
+    "ReportSettings",
     "ResearchAPIError",
     "ResearchCancelled",
     "ResearchClient",
     "ResearchFailed",
     "ResearchPaused",
     "ResearchTask",
+    "SearchSettings",
     "ServerInfo",
     "ServerNotFound",
     "ServerUnreachable",

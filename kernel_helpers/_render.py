@@ -33,18 +33,36 @@ def short_query(query: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def progress_line(event: TaskEvent) -> str | None:
-    """One compact line for a status or progress event; None for output and result events."""
-    data = event.data
-    if event.type == "status":
-        status = data.get("status", "?")
-        detail = data.get("error")
-        return f"[{status}]" + (f" {detail}" if detail else "")
-    if event.type == "progress":
-        line = f"[{int(data.get('percentage', 0)):3d}%] {data.get('step', '')}"
-        message = data.get("message")
-        return f"{line}: {message}" if message else line
-    return None
+class ProgressPrinter:
+    """Compact text progress: each status change, and each step change with its first message.
+
+    Steps run queries concurrently, so later messages inside a step arrive in varying order;
+    the first message of a step and the status changes do not.
+    """
+
+    def __init__(self) -> None:
+        self._status = ""
+        self._step = ""
+
+    def line(self, event: TaskEvent) -> str | None:
+        """The line for this event, or None when it adds nothing new."""
+        data = event.data
+        if event.type == "status":
+            status = str(data.get("status", "?"))
+            detail = data.get("error")
+            if status == self._status and not detail:
+                return None
+            self._status = status
+            return f"[{status}]" + (f" {detail}" if detail else "")
+        if event.type == "progress":
+            step = str(data.get("step", ""))
+            if step == self._step:
+                return None
+            self._step = step
+            line = f"[{int(data.get('percentage', 0)):3d}%] {step}"
+            message = data.get("message")
+            return f"{line}: {message}" if message else line
+        return None
 
 
 def markdown(snapshot: TaskSnapshot) -> str:

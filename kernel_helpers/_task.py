@@ -15,7 +15,7 @@ from jupyter_deepresearch.extension.models import Status, TaskInfo
 
 from ._errors import ResearchCancelled, ResearchFailed, ResearchPaused
 from ._events import EventStream
-from ._render import display_mode, markdown, progress_line, short_query
+from ._render import ProgressPrinter, display_mode, markdown, short_query
 from ._state import TaskEvent, TaskSnapshot
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ class ResearchTask:
         self._history_complete = False  # a stream reached the end of a terminal task
         self._waiters = 0
         self._printed = 0  # history entries already printed as text progress
+        self._printer = ProgressPrinter()
+        self._shown = False  # `show()` ran: `wait()` then prints text progress in text mode
         self.created = created
         """True when this call created the task (HTTP 201), False when it attached (200)."""
         _LIVE_TASKS.add(self)
@@ -183,10 +185,10 @@ class ResearchTask:
 
         Raises `ResearchFailed`, `ResearchCancelled`, `ResearchPaused` (unless paused by a
         server shutdown, which resumes by itself), `TimeoutError`, or the error that stopped
-        the event stream. In text mode, prints the progress lines not printed yet.
+        the event stream. In text mode, a shown task prints the progress lines not printed yet.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        text = self._mode == "text"
+        text = self._shown and self._mode == "text"
         with self._changed:
             self._waiters += 1
             try:
@@ -221,12 +223,14 @@ class ResearchTask:
             self._start_follow()
         return self
 
-    def stop(self) -> None:
-        """Stop the event thread promptly; attributes keep their last values."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the event thread, waiting up to `timeout` s; attributes keep their values."""
         with self._lock:
-            stream = self._stream
+            stream, thread = self._stream, self._thread
         if stream is not None:
             stream.close()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def _start_follow(self) -> None:
         if self.following:
@@ -250,6 +254,12 @@ class ResearchTask:
         except Exception as exc:
             error = exc
             log.warning("Event stream of research task %s stopped: %s", self.task_id, exc)
+        if error is None and not stream.closed:
+            # The stream reached a terminal task: fetch the final TaskInfo (attempts, result).
+            try:
+                self._merge_info(self._client.info(self.task_id))
+            except Exception as exc:
+                log.debug("Could not refresh research task %s: %s", self.task_id, exc)
         with self._lock:
             if error is None and not stream.closed:
                 self._history_complete = True
@@ -290,6 +300,7 @@ class ResearchTask:
 
     def show(self) -> None:
         """Display the live widget, or in text mode print a one-line summary."""
+        self._shown = True
         if self._mode == "widget":
             from IPython.display import display
 
@@ -325,7 +336,7 @@ class ResearchTask:
 
     def _print_progress(self) -> None:
         for event in self._history[self._printed :]:
-            line = progress_line(event)
+            line = self._printer.line(event)
             if line is not None:
                 print(line)
         self._printed = len(self._history)

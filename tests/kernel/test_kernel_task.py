@@ -18,6 +18,7 @@ from jupyter_deepresearch.kernel_helpers import (
     ResearchFailed,
     ResearchPaused,
     ResearchTask,
+    TaskEvent,
     research,
 )
 
@@ -251,3 +252,30 @@ def test_widget_mode_displays_a_widget_with_a_markdown_fallback(
     bundle = task._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"]
     assert "Tasks are cancelled" in bundle["text/markdown"]
+
+
+def test_text_progress_is_compact_one_line_per_status_and_step() -> None:
+    from jupyter_deepresearch.kernel_helpers._render import ProgressPrinter
+
+    printer = ProgressPrinter()
+    events = [
+        sse_event(1, "status", status="queued"),
+        sse_event(2, "status", status="running"),
+        sse_event(3, "progress", step="search", percentage=10, message="Searching: a"),
+        sse_event(4, "progress", step="search", percentage=20, message="Searching: b"),
+        sse_event(5, "output", text="chunk"),
+        sse_event(6, "progress", step="report", percentage=90),
+        sse_event(7, "status", status="failed", error="boom"),
+    ]
+    lines = [printer.line(e) for e in events]
+    assert [line for line in lines if line] == [
+        "[queued]",
+        "[running]",
+        "[ 10%] search: Searching: a",
+        "[ 90%] report",
+        "[failed] boom",
+    ]
+
+
+def sse_event(event_id: int, type: str, **data: object) -> TaskEvent:
+    return TaskEvent(event_id, type, dict(data))
