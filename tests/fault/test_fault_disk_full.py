@@ -1,0 +1,262 @@
+"""Disk full mid-task: the task pauses with a reason, the server keeps serving, nothing is lost.
+
+Two ways to fill the disk: `OSError(ENOSPC)` injected at the store's single write function, and
+a real 2 MB tmpfs filled up with a ballast file (skipped where mounting is not permitted).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dr_testing.pipelines import UNIT_CALLS
+from dr_testing.waiting import eventually, wait_status
+from jupyter_deepresearch.extension.store import _atomic
+
+UNITS = 6
+
+
+def body(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def expected_report(query: str) -> str:
+    lines = [f"Unit {n} of {query!r} done." for n in range(UNITS)]
+    return "# Report\n\n" + "\n".join(f"- {line} [1]" for line in lines)
+
+
+def parse_sse(raw: bytes) -> list[tuple[int, str, dict[str, Any]]]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "id" in fields:
+            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def replay(api: Any, task_id: str) -> list[tuple[int, str, dict[str, Any]]]:
+    response = await api("GET", "tasks", task_id, "events", params={"follow": "false"})
+    assert response.code == 200, response.body
+    return parse_sse(response.body)
+
+
+class Disk:
+    """A switchable ENOSPC at `_atomic.write_all`, the one function every store write uses.
+
+    With `new_files_only`, appends to existing logs still succeed and only whole-file writes
+    (temp files of atomic replacements) fail, as on a nearly full disk whose last pages have room.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, new_files_only: bool = False) -> None:
+        self.failing = False
+        self.refused = 0
+        real = _atomic.write_all
+
+        def write_all(fd: int, data: bytes) -> None:
+            if new_files_only and not os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+                real(fd, data)
+            elif self.failing:
+                self.refused += 1
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            real(fd, data)
+
+        monkeypatch.setattr(_atomic, "write_all", write_all)
+
+
+async def run_through_outage(
+    api: Any, dr_app: Any, query: str, fill: Any, drain: Any, *, retry_while_full: bool = True
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """Start a task, fill the disk after two units, check the outage, drain, resume, check."""
+    task_id = body(await api("POST", "tasks", body={"query": query}))["task_id"]
+
+    async def two_units_done() -> bool:
+        return UNIT_CALLS[f"{query}|1"] >= 1
+
+    await eventually(two_units_done)
+    fill()
+    paused = await wait_status(api, task_id, "paused", timeout=20)
+    assert "full" in paused["message"], paused
+    assert "No space left" in paused["message"], paused
+
+    # The server keeps serving what it has...
+    assert (await api("GET", "tasks")).code == 200
+    assert (await api("GET", "tasks", task_id)).code == 200
+    health = await api("GET", "health")
+    assert health.code == 200
+    assert "full" in (body(health)["store"]["error"] or "")
+    # ...and refuses new work with a 503 that says why, never a 500.
+    refused = await api("POST", "tasks", body={"query": f"{query} another"})
+    assert refused.code == 503, refused.body
+    assert "full" in body(refused)["message"]
+    if retry_while_full:
+        assert await dr_app.manager.retry_storage_paused() == []  # still full: stays paused
+        assert body(await api("GET", "tasks", task_id))["status"] == "paused"
+
+    drain()
+    assert await dr_app.manager.retry_storage_paused() == [task_id]
+    done = await wait_status(api, task_id, "completed", timeout=30)
+    assert done["result"]["report"] == expected_report(query)
+    assert done["attempts"] == 2
+    # Finished units were not redone; only the one in flight when the disk filled may be.
+    assert [UNIT_CALLS[f"{query}|{n}"] for n in range(2)] == [1, 1]
+    after = await replay(api, task_id)
+    ids = [event_id for event_id, _, _ in after]
+    assert ids == list(range(1, len(ids) + 1))
+    # Nothing recorded before the outage was lost: both finished units' outputs, once each.
+    outputs = [data["text"] for _, kind, data in after if kind == "output"]
+    for unit in range(UNITS):
+        assert f"Unit {unit} of {query!r} done." in outputs
+    assert [outputs.count(f"Unit {n} of {query!r} done.") for n in range(2)] == [1, 1]
+    await dr_app.manager.store.flush()
+    check_files(dr_app.manager.store.directory, task_id, ids[-1])
+    return after
+
+
+def check_files(directory: Path, task_id: str, last_id: int) -> None:
+    snapshot = json.loads((directory / f"{task_id}.json").read_text())
+    assert snapshot["progress"]["status"] == "completed"
+    assert snapshot["lastEventId"] == last_id
+    records = [
+        json.loads(line)
+        for line in (directory / f"{task_id}.events.jsonl").read_text().splitlines()
+    ]
+    assert [r["id"] for r in records if r["k"] == "e"] == list(range(1, last_id + 1))
+
+
+async def test_injected_enospc_pauses_task_and_retry_completes_it(
+    api: Any, dr_app: Any, monkeypatch: pytest.MonkeyPatch, dr_log: Any
+) -> None:
+    disk = Disk(monkeypatch)
+    query = f"enospc units={UNITS} delay=0.2"
+
+    def fill() -> None:
+        disk.failing = True
+
+    def drain() -> None:
+        disk.failing = False
+
+    await run_through_outage(api, dr_app, query, fill, drain)
+    assert disk.refused > 0
+    assert "storage unavailable" in dr_log.getvalue()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: the `paused` (reason storage) status event is dropped, not buffered: "
+    "FileTaskStore.append flushes first while the last write failed and raises, so "
+    "_finish_quietly only sets the status in memory; SSE followers never learn of the pause",
+)
+async def test_storage_pause_is_recorded_as_a_status_event(
+    api: Any, dr_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = Disk(monkeypatch)
+    query = f"enospc-event units={UNITS} delay=0.2"
+
+    def fill() -> None:
+        disk.failing = True
+
+    def drain() -> None:
+        disk.failing = False
+
+    after = await run_through_outage(api, dr_app, query, fill, drain)
+    statuses = [(data["status"], data.get("reason")) for _, kind, data in after if kind == "status"]
+    assert ("paused", "storage") in statuses, statuses
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: TaskManager.retry_storage_paused probes with store.flush(), which succeeds when "
+    "log appends still fit; _enqueue then records `queued` in memory and store.save raises "
+    "StoreUnavailable out of retry_storage_paused, leaving the task `queued` but in no run "
+    "queue, so no later retry resumes it",
+)
+async def test_retry_while_snapshots_still_fail_keeps_task_paused_and_resumable(
+    api: Any, dr_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = Disk(monkeypatch, new_files_only=True)
+    query = f"enospc-snapshots units={UNITS} delay=0.2"
+    task_id = body(await api("POST", "tasks", body={"query": query}))["task_id"]
+    await wait_status(api, task_id, "running")
+    disk.failing = True
+    # Pause and resume need snapshot writes: the pause is recorded in memory only.
+    await api("POST", "tasks", task_id, "pause")
+    paused = await wait_status(api, task_id, "paused")
+    assert paused["status"] == "paused"
+    dr_app.manager._live[task_id].state.paused_by = "storage"  # as a failed snapshot leaves it
+    try:
+        resumed = await dr_app.manager.retry_storage_paused()
+    finally:
+        disk.failing = False
+    assert resumed == []
+    assert body(await api("GET", "tasks", task_id))["status"] == "paused"
+    assert await dr_app.manager.retry_storage_paused() == [task_id]
+    await wait_status(api, task_id, "completed", timeout=30)
+
+
+# ------------------------------------------------------------------ a real, small tmpfs
+
+
+class TestRealTmpfs:
+    """The same outage on a real 2 MB tmpfs as the storage folder, filled with a ballast file."""
+
+    @pytest.fixture
+    def storage_dir(self, tmp_path: Path) -> Iterator[Path]:
+        mount_point = tmp_path / "tmpfs"
+        mount_point.mkdir()
+        try:
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                check=True,
+                capture_output=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError) as error:
+            pytest.skip(f"cannot mount a tmpfs here ({error}); the injected ENOSPC test covers it")
+        try:
+            path = mount_point / "tasks"
+            path.mkdir()
+            yield path
+        finally:
+            subprocess.run(["umount", "-l", str(mount_point)], check=False, timeout=10)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="bug: on a real full disk log appends still fit but the snapshot write fails; "
+        "the task's `completed` save raises, the `paused` status event that follows is served "
+        "to SSE clients (id N) yet never reaches the log (it holds ..N-1, N+1..), and the "
+        "completed task re-runs: served ids and the durable log disagree",
+    )
+    async def test_real_full_tmpfs_pauses_task_and_retry_completes_it(
+        self, api: Any, dr_app: Any, storage_dir: Path
+    ) -> None:
+        query = f"tmpfs units={UNITS} delay=0.2"
+        ballast = storage_dir.parent / "ballast"
+
+        def fill() -> None:
+            with open(ballast, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                except OSError as error:
+                    assert error.errno == errno.ENOSPC
+            # Also the last few bytes: small appends must fail too.
+            with open(ballast, "ab", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0")
+                except OSError as error:
+                    assert error.errno == errno.ENOSPC
+
+        def drain() -> None:
+            ballast.unlink()
+
+        # Retrying while still full is covered (xfail) above: on a real disk the probe flush
+        # may succeed. Here space comes back first.
+        await run_through_outage(api, dr_app, query, fill, drain, retry_while_full=False)
