@@ -32,6 +32,7 @@ MAX_LEARNING_SENTENCES = 7  # per query
 ANSWER_POINTS = 4
 DETAIL_SOURCES = 6
 MMR_LAMBDA = 0.7
+RELEVANCE_FLOOR = 0.35  # of the best source's score, to appear in the report
 
 _FACETS = (
     ("", "Find the documentation that answers the question directly"),
@@ -161,6 +162,14 @@ _ROLE_RE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
 _LIST_MARK_RE = re.compile(r"^(?:\d{1,2}[.)]|[*\-•+])\s+")
 
 
+_CODE_LINE_RE = re.compile(
+    r"^(>>>|\.\.\.|\$ |[\w.\[\]]+\s*[-+*/]?=[^=]|[\w.]+\(.*\)$|\[.*\]\)?$|[{}\[\]()]+$"
+    r"|(for|while|if|elif|else|try|except|finally|with|def|class|async def)\b.*:$"
+    r"|import [\w.]+$|from [\w.]+ import \w)"
+)
+_CODEY_RE = re.compile(r"\w\s*=\s*[\w\[(\"']|\[,|\bfor \w+ in \w+:|;\s*$|\w\(\S*\)\s*\w+\(")
+
+
 def passage_sentences(text: str) -> list[str]:
     """Readable prose sentences of a passage: code, grammar and doctest blocks dropped."""
     out: list[str] = []
@@ -168,17 +177,16 @@ def passage_sentences(text: str) -> list[str]:
         lines = [ln for ln in para.splitlines() if ln.strip()]
         if not lines or "::=" in para or any(ln.lstrip().startswith(">>>") for ln in lines):
             continue
-        joined = normalise_space(" ".join(ln.strip() for ln in lines))
-        if lines[0][:1].isspace() and not joined.endswith((".", "?")):
+        prose = [ln.strip() for ln in lines if not _CODE_LINE_RE.match(ln.strip())]
+        if not prose:
+            continue
+        joined = normalise_space(" ".join(prose))
+        if lines[0][:1].isspace() and (not joined.endswith((".", "?")) or joined.endswith("...")):
             continue  # an indented block that is not prose: code, grammar, a table
         joined = _LIST_MARK_RE.sub("", joined)
         joined = _ROLE_RE.sub(r"`\1`", joined).replace("``", "`")
-        if joined.endswith("::"):
-            continue  # introduces a literal block: the sentence says "as follows"
-        if not re.search(r"[.!?)\"”]$", joined):
-            continue  # code, headings, parameter lists
         for sentence in split_sentences(joined):
-            if _readable(sentence):
+            if _readable(sentence) and not _CODEY_RE.search(sentence):
                 out.append(sentence)
     return out
 
@@ -333,6 +341,9 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         )
         return sections, []
     ranked = sorted(findings, key=lambda f: (-f.score, f.n))
+    # Sources far less relevant than the best one would only dilute the answer.
+    floor = RELEVANCE_FLOOR * ranked[0].score
+    ranked = [f for f in ranked if f.score >= floor and f.score > 0] or ranked[:1]
     used: set[tuple[int, str]] = set()
     lines = ["## Answer", ""]
     for rank, finding in enumerate(ranked[:ANSWER_POINTS]):
@@ -340,7 +351,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         best = sorted(range(len(finding.sentences)), key=lambda i: (-finding.scores[i], i))[:size]
         picked = [finding.sentences[i] for i in sorted(best)]
         used.update((finding.n, s) for s in picked)
-        label = _label(by_n[finding.n]["title"])
+        label = _label(by_n[finding.n])
         lines.append(f"- **{label}**: {' '.join(picked)} [{finding.n}]")
     sections.append("\n".join(lines) + "\n\n")
 
@@ -350,17 +361,23 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         if not rest:
             continue
         body = "\n".join(f"- {s} [{finding.n}]" for s in rest)
-        details.append(f"### {_label(by_n[finding.n]['title'])}\n\n{body}\n\n")
+        details.append(f"### {_label(by_n[finding.n])}\n\n{body}\n\n")
     if details:
         sections.append("## Details\n\n")
         sections.extend(details)
-    related = [f if f.startswith("`") else f"`{f}`" for f in job.followups[:8]]
+    # Names the report's sentences mention, worth looking up next.
+    written = "".join(sections)
+    names = [f.strip("`") for f in job.followups if f.strip("`") in written]
+    related = [f"`{name}`" for name in names[:8]]
     if related:
         sections.append("## Related topics\n\n" + ", ".join(related) + "\n\n")
     return renumber(sections, job.sources)
 
 
-def _label(title: str) -> str:
+def _label(source: NumberedSource) -> str:
+    title = source["title"]
+    if not source["url"].startswith("python:"):
+        return re.sub(r" \(Python language reference\)$", "", title)
     title = re.sub(r"^(class|module) ", "", title)
     title = re.sub(r" \(Python language reference\)$", "", title)
     if re.fullmatch(r"[\w.]+(\(\))?( \(built-in\))?( constructor)?", title):

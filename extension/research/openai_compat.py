@@ -90,7 +90,8 @@ class OpenAICompatible(AIProvider):
     async def report(self, job: ReportJob, emit: Emit) -> tuple[str, list[NumberedSource]]:
         text = await self.chat(self.thinking_model, report_prompt(job), emit=emit)
         body = _strip_think(text).strip() + "\n"
-        return body, cited_sources(body, job.sources)
+        # A model that ignored the citation instructions still owes the reader its sources.
+        return body, cited_sources(body, job.sources) or list(job.sources)
 
     # ------------------------------------------------------------ transport
 
