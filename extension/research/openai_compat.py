@@ -36,6 +36,7 @@ class OpenAICompatible(AIProvider):
         self.base_url = (settings.base_url or "").rstrip("/")
         self._client: httpx.AsyncClient | None = None
         self.usage: dict[str, int] = {}
+        self._usage_supported = True
 
     @classmethod
     def validate(cls, settings: AISettings) -> None:
@@ -108,8 +109,9 @@ class OpenAICompatible(AIProvider):
                 {"role": "user", "content": prompt},
             ],
             "stream": True,
-            "stream_options": {"include_usage": True},
         }
+        if self._usage_supported:
+            payload["stream_options"] = {"include_usage": True}
         if self.settings.temperature is not None:
             payload["temperature"] = self.settings.temperature
         headers = {"Accept": "text/event-stream"}
@@ -162,7 +164,14 @@ class OpenAICompatible(AIProvider):
                 await emit("".join(pending))
             return "".join(pieces)
 
-        return await with_retries(attempt, options=self.options, service=self.base_url)
+        try:
+            return await with_retries(attempt, options=self.options, service=self.base_url)
+        except ResearchError as exc:
+            # A few strict servers reject the usage option; ask once more without it.
+            if not self._usage_supported or "stream_options" not in exc.message:
+                raise
+            self._usage_supported = False
+            return await self.chat(model, prompt, emit=emit)
 
     def _piece(self, data: str) -> str:
         try:

@@ -197,6 +197,9 @@ class _LLMHandler(BaseHTTPRequestHandler):
         if model == "missing":
             self._json(404, {"error": {"message": f"model '{model}' not found"}})
             return
+        if model == "strict" and "stream_options" in body:
+            self._json(400, {"error": {"message": "Unrecognized request argument: stream_options"}})
+            return
         if model == "echo-key":
             self._json(400, {"error": {"message": f"bad request with header {auth}"}})
             return

@@ -77,8 +77,9 @@ async def _ignore(text: str) -> None:
 
 
 async def test_full_research_with_llm_and_searxng(
-    fake_llm: FakeLLM, fake_searxng: FakeSearXNG, make_ctx: Any
+    fake_llm: FakeLLM, fake_searxng: FakeSearXNG, make_ctx: Any, caplog: Any
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     ctx: MemoryContext = make_ctx(_request(fake_llm, fake_searxng, api_key=SECRET))
     fake_llm.api_key = SECRET
     result = await run_research(ctx, options=FAST)
@@ -92,6 +93,7 @@ async def test_full_research_with_llm_and_searxng(
     assert all(r["auth"] == f"Bearer {SECRET}" for r in fake_llm.requests)
     everything = json.dumps(ctx.checkpoints) + "".join(ctx.outputs) + repr(ctx.progress_events)
     assert SECRET not in everything + result.model_dump_json() + repr(ctx.request)
+    assert caplog.text and SECRET not in caplog.text
 
 
 async def test_thinking_and_task_models(
@@ -270,3 +272,14 @@ async def test_searxng_403_fails_the_run_with_the_fix(
     with pytest.raises(ResearchError, match=r"settings\.yml"):
         await run_research(ctx, options=FAST)
     assert "plan" in ctx.checkpoints and "report" not in ctx.checkpoints
+
+
+async def test_server_rejecting_stream_options_is_asked_again_without(fake_llm: FakeLLM) -> None:
+    llm = _llm(fake_llm)
+    try:
+        text = await llm.chat("strict", "Write a short research plan <question>Q</question>")
+        again = await llm.chat("strict", "Write a short research plan <question>Q</question>")
+    finally:
+        await llm.aclose()
+    assert "Research plan" in text and text == again
+    assert fake_llm.calls() == 3  # rejected once, then never sent again
