@@ -225,7 +225,9 @@ def task_routes(server: FakeServer, info: dict[str, Any], *, created: bool = Tru
             status = state["info"]["status"]
             if status not in allowed:
                 return Reply(409, {"message": f"Cannot {verb} a task that is {status}."})
-            state["info"] = {**state["info"], "status": to}
+            # The move is itself an event, so the answer is as new as any event before it.
+            last = state["info"]["last_event_id"] + 1
+            state["info"] = {**state["info"], "status": to, "last_event_id": last}
             return Reply(200, state["info"])
 
         return action

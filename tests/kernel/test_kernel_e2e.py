@@ -136,3 +136,31 @@ def test_a_task_with_every_client_gone_completes_and_is_served_whole(
         assert (task.task_id, task.created, task.status) == (task_id, False, "completed")
         assert task.wait(30) == done["result"]["report"]
         assert [e.id for e in task.events()] == ids
+
+
+def test_the_widgets_buttons_pause_resume_and_cancel_the_real_task(
+    server: ServerProcess, kernel: KernelSession
+) -> None:
+    task_id = last_json(kernel.run(SUBMIT).stdout)["task_id"]
+    with server.client() as api:
+        wait_info(api, task_id, lambda i: i["percentage"] >= 5)
+        press = """
+import time
+[w] = task._listeners
+w.{button}_button.click()
+deadline = time.monotonic() + 10
+while w.state.status != {expected!r} and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps([w.state.status, w.notice.value]))
+"""
+
+        def click(button: str, expected: str) -> Any:
+            return last_json(kernel.run(press.format(button=button, expected=expected)).stdout)
+
+        assert click("pause", "paused") == ["paused", ""]
+        assert api.get(f"tasks/{task_id}").json()["status"] == "paused"
+
+        assert click("resume", "running") == ["running", ""]
+        assert click("cancel", "cancelled") == ["cancelled", ""]
+        info = wait_info(api, task_id, lambda i: i["status"] == "cancelled")
+    assert info["attempts"] == 2  # started, then resumed once: finished units were kept

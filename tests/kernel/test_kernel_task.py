@@ -279,3 +279,18 @@ def test_text_progress_is_compact_one_line_per_status_and_step() -> None:
 
 def sse_event(event_id: int, type: str, **data: object) -> TaskEvent:
     return TaskEvent(event_id, type, dict(data))
+
+
+def test_kernel_shutdown_stops_every_event_thread(fake: FakeServer, client: ResearchClient) -> None:
+    from jupyter_deepresearch.kernel_helpers._task import _stop_all
+
+    release = threading.Event()
+    task_routes(fake, task_info())
+    fake.sse_scripts = [[RUN[0], ("wait", release), END]] * 2
+    tasks = [client.research("q", display=False) for _ in range(2)]
+    deadline = time.monotonic() + 5
+    while any(t.status != "running" for t in tasks) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    _stop_all()  # what the atexit hook runs when the kernel process exits
+    release.set()
+    assert not any(t.following for t in tasks)

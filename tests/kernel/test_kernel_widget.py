@@ -250,3 +250,24 @@ def test_closing_the_last_widget_stops_the_stream(
         time.sleep(0.01)
     release.set()
     assert not task.following
+
+
+def test_the_buttons_of_a_tasks_widget_call_the_server(
+    fake: FakeServer, client: ResearchClient, widget_mode: None
+) -> None:
+    task_routes(fake, task_info(status="running", last_event_id=1))
+    fake.sse_scripts = [[sse(2, "progress", {"step": "plan", "percentage": 5}), ("sleep", 5)]]
+    task = client.research("q", display=False)
+    widget = task.widget()
+    deadline = time.monotonic() + 5
+    while widget.state.last_event_id < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    widget.pause_button.click()
+    assert ">paused<" in widget.badge.value  # from the TaskInfo the server answered with
+    assert buttons(widget) == (False, True, True)
+    widget.pause_button.click()  # disabled in a browser; a script may still call it
+    assert "Cannot pause a task that is paused." in widget.notice.value
+    widget.cancel_button.click()
+    assert ">cancelled<" in widget.badge.value
+    assert [p.rsplit("/", 1)[-1] for p in fake.paths("POST")[1:]] == ["pause", "pause", "cancel"]
+    task.stop()
