@@ -1,4 +1,4 @@
-"""Passages for the local search: the built-in Python corpus and the user's source folders.
+"""Passages for the local search: chunking, and the built-in Python corpus.
 
 The built-in corpus never imports arbitrary standard-library modules (`antigravity` opens a
 browser, `this` prints): docstrings come from the stdlib *source files* through `ast`, plus
@@ -10,20 +10,16 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import json
 import os
 import re
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import TypedDict
 
 CORPUS_VERSION = "2"
 PASSAGE_WORDS = 140  # a passage is a few paragraphs, never a whole document
-SOURCE_SUFFIXES = (".md", ".txt", ".ipynb", ".py", ".html", ".htm")
-MAX_FILE_BYTES = 5_000_000
 
 _SKIP_STDLIB_DIRS = frozenset(
     {
@@ -69,9 +65,6 @@ _C_MODULES = {
     "faulthandler": "faulthandler",
     "_socket": "socket",
 }
-_SKIP_SOURCE_DIRS = frozenset(
-    {".git", ".hg", ".svn", "__pycache__", "node_modules", ".ipynb_checkpoints", ".venv", "venv"}
-)
 
 
 LocateFn = Callable[[str], str]
@@ -86,7 +79,7 @@ class Passage(TypedDict):
     text: str
 
 
-def _chunks(
+def chunks(
     paragraphs: list[tuple[int, str]], limit: int = PASSAGE_WORDS
 ) -> Iterator[tuple[int, str]]:
     """Group (line, paragraph) pairs into passages of about `limit` words, keeping first lines."""
@@ -128,7 +121,7 @@ def _split_long(paragraphs: list[tuple[int, str]], limit: int) -> Iterator[tuple
             yield piece_start, "\n".join(piece)
 
 
-def _paragraphs(text: str, first_line: int = 1) -> list[tuple[int, str]]:
+def paragraphs(text: str, first_line: int = 1) -> list[tuple[int, str]]:
     """Blank-line separated paragraphs with the line each starts on."""
     out: list[tuple[int, str]] = []
     buf: list[str] = []
@@ -149,7 +142,7 @@ def _paragraphs(text: str, first_line: int = 1) -> list[tuple[int, str]]:
 def _passages(source_id: str, title: str, text: str, url: str | None = None) -> list[Passage]:
     return [
         Passage(id=source_id, title=title, url=url or source_id, text=chunk)
-        for _, chunk in _chunks(_paragraphs(text))
+        for _, chunk in chunks(paragraphs(text))
         if len(chunk.split()) >= 3
     ]
 
@@ -176,7 +169,7 @@ def builtin_passages() -> list[Passage]:
             tree = ast.parse(source, filename=str(path))
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             continue
-        out.extend(_ast_passages(tree, module, lambda name: f"python:{name}"))
+        out.extend(ast_passages(tree, module, lambda name: f"python:{name}"))
     out.extend(_c_module_passages())
     return out
 
@@ -228,7 +221,7 @@ def _stdlib_modules(root: Path) -> Iterator[tuple[str, Path]]:
             yield ".".join(parts), Path(dirpath, filename)
 
 
-def _ast_passages(tree: ast.Module, module: str, locate: LocateFn) -> list[Passage]:
+def ast_passages(tree: ast.Module, module: str, locate: LocateFn) -> list[Passage]:
     out: list[Passage] = []
     doc = ast.get_docstring(tree)
     if doc:
@@ -287,198 +280,3 @@ def _c_module_passages() -> Iterator[Passage]:
             elif callable(obj) and isinstance(obj.__doc__, str) and obj.__doc__.strip():
                 title = f"{name}() (built-in)" if public == "builtins" else f"{qual}()"
                 yield from _passages(f"python:{qual}", title, inspect.cleandoc(obj.__doc__))
-
-
-# ---------------------------------------------------------------- user source folders
-
-
-def source_files(folder: Path) -> list[Path]:
-    """Files of a source folder that the local search reads, sorted, hidden folders skipped."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(
-            d for d in dirnames if d not in _SKIP_SOURCE_DIRS and not d.startswith(".")
-        )
-        for filename in sorted(filenames):
-            if filename.lower().endswith(SOURCE_SUFFIXES) and not filename.startswith("."):
-                found.append(Path(dirpath, filename))
-    return found
-
-
-def folder_fingerprint_parts(folder: Path) -> list[str]:
-    """Paths, sizes and modification times of a folder's files: any change rebuilds its index."""
-    parts = [CORPUS_VERSION, str(folder)]
-    for path in source_files(folder):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        parts.append(f"{path.relative_to(folder).as_posix()}\t{st.st_mtime_ns}\t{st.st_size}")
-    return parts
-
-
-def folder_passages(folder: Path, root_dir: Path) -> list[Passage]:
-    """Passages of every readable file in `folder`, located relative to the server root."""
-    out: list[Passage] = []
-    for path in source_files(folder):
-        try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                continue
-            raw = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        try:
-            rel = path.resolve().relative_to(root_dir).as_posix()
-        except ValueError:  # a symlink inside the folder that points outside the root
-            continue
-        out.extend(file_passages(rel, raw))
-    return out
-
-
-def file_passages(rel: str, raw: str) -> list[Passage]:
-    """Passages of one file's text, by its suffix; `rel` is its path under the server root."""
-    suffix = rel.lower().rsplit(".", 1)[-1]
-    if suffix == "ipynb":
-        return _notebook_passages(rel, raw)
-    if suffix == "py":
-        try:
-            tree = ast.parse(raw)
-        except (SyntaxError, ValueError):
-            return _text_passages(rel, raw)
-        return _py_file_passages(rel, tree)
-    if suffix in ("html", "htm"):
-        return _html_passages(rel, raw)
-    return _text_passages(rel, raw)
-
-
-def _text_passages(rel: str, text: str) -> list[Passage]:
-    """Markdown or plain text: passages under their nearest heading, located by first line."""
-    return _section_passages(rel, _paragraphs(text))
-
-
-def _section_passages(
-    rel: str, paragraphs: list[tuple[int, str]], *, headings: bool = True
-) -> list[Passage]:
-    name = rel.rsplit("/", 1)[-1]
-    out: list[Passage] = []
-    heading = ""
-    section: list[tuple[int, str]] = []
-
-    def flush() -> None:
-        for line, chunk in _chunks(section):
-            if len(chunk.split()) < 3:
-                continue
-            url = f"file:{rel}#L{line}"
-            title = f"{name}: {heading}" if heading else name
-            out.append(Passage(id=url, title=title, url=url, text=chunk))
-        section.clear()
-
-    for line, para in paragraphs:
-        match = re.match(r"^#{1,6}\s+(.+)$", para.splitlines()[0]) if headings else None
-        if match:
-            flush()
-            heading = match.group(1).strip().strip("#").strip()
-            rest = "\n".join(para.splitlines()[1:]).strip()
-            if rest:
-                section.append((line + 1, rest))
-            continue
-        section.append((line, para))
-    flush()
-    return out
-
-
-def _notebook_passages(rel: str, raw: str) -> list[Passage]:
-    try:
-        cells = json.loads(raw).get("cells", [])
-    except (ValueError, AttributeError):
-        return []
-    out: list[Passage] = []
-    for number, cell in enumerate(cells, start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") not in ("markdown", "code"):
-            continue
-        source = cell.get("source", "")
-        text = "".join(source) if isinstance(source, list) else str(source)
-        if cell["cell_type"] == "code":
-            # A comment is not a heading: keep the cell's lines as one plain section.
-            passages = _section_passages(rel, _paragraphs(text), headings=False)
-        else:
-            passages = _text_passages(rel, text)
-        for passage in passages:
-            # Notebooks have no stable line numbers: locate by cell instead.
-            line = passage["url"].rsplit("#L", 1)[-1]
-            url = f"file:{rel}#cell={number}&L{line}"
-            out.append(Passage(id=url, title=passage["title"], url=url, text=passage["text"]))
-    return out
-
-
-def _py_file_passages(rel: str, tree: ast.Module) -> list[Passage]:
-    lines: dict[str, int] = {"": 1}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            lines.setdefault(node.name, node.lineno)
-    module = rel[:-3].replace("/", ".")
-
-    def locate(name: str) -> str:
-        last = name.rsplit(".", 1)[-1] if name != module else ""
-        return f"file:{rel}#L{lines.get(last, 1)}"
-
-    return _ast_passages(tree, module, locate)
-
-
-class _HTMLText(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.blocks: list[tuple[int, str, bool]] = []  # (line, text, is_heading)
-        self._skip = 0
-        self._heading = False
-        self._buf: list[str] = []
-        self._line = 1
-
-    def _flush(self) -> None:
-        text = " ".join("".join(self._buf).split())
-        if text:
-            self.blocks.append((self._line, text, self._heading))
-        self._buf = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "noscript"):
-            self._skip += 1
-        elif tag in (
-            "p",
-            "div",
-            "li",
-            "pre",
-            "section",
-            "article",
-            "br",
-            "tr",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-        ):
-            self._flush()
-            self._heading = tag in ("h1", "h2", "h3", "h4")
-            self._line = self.getpos()[0]
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "noscript"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in ("p", "div", "li", "pre", "section", "article", "h1", "h2", "h3", "h4"):
-            self._flush()
-            self._heading = False
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            if not self._buf:
-                self._line = self.getpos()[0]
-            self._buf.append(data)
-
-
-def _html_passages(rel: str, raw: str) -> list[Passage]:
-    parser = _HTMLText()
-    parser.feed(raw)
-    parser.close()
-    parser._flush()
-    paragraphs = [(line, f"# {text}" if heading else text) for line, text, heading in parser.blocks]
-    return _section_passages(rel, paragraphs)

@@ -27,7 +27,7 @@ import bm25s
 import numpy as np
 from filelock import FileLock
 
-from . import corpus
+from . import corpus, sources
 from .corpus import Passage
 from .text import TOKENIZER_VERSION, tokenize
 
@@ -126,8 +126,8 @@ def open_index(cache_dir: Path, folders: list[Path], root_dir: Path) -> LocalInd
     ]
     for folder in folders:
         name = "src-" + _digest([str(folder)])
-        fp = _digest(corpus.folder_fingerprint_parts(folder))
-        components.append((name, fp, functools.partial(corpus.folder_passages, folder, root_dir)))
+        fp = _digest(sources.folder_fingerprint_parts(folder))
+        components.append((name, fp, functools.partial(sources.folder_passages, folder, root_dir)))
     parts = [INDEX_VERSION, TOKENIZER_VERSION]
     comp_dirs: list[Path] = []
     for name, fp, produce in components:

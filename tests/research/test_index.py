@@ -15,7 +15,7 @@ import pytest
 from research_fakes import FAST
 
 from jupyter_deepresearch.extension.models import SearchSettings
-from jupyter_deepresearch.extension.research import corpus, index
+from jupyter_deepresearch.extension.research import index, sources
 from jupyter_deepresearch.extension.research.local_search import LocalSearch
 
 pytestmark = pytest.mark.anyio
@@ -75,7 +75,7 @@ def _local(
 
 
 def test_file_passages_locators_and_titles() -> None:
-    passages = corpus.file_passages("notes/x.md", NOTES_MD)
+    passages = sources.file_passages("notes/x.md", NOTES_MD)
     assert [(p["url"], p["title"]) for p in passages] == [
         ("file:notes/x.md#L3", "x.md: Deployment notes"),
         ("file:notes/x.md#L7", "x.md: Rollback"),
