@@ -283,3 +283,14 @@ async def test_server_rejecting_stream_options_is_asked_again_without(fake_llm: 
         await llm.aclose()
     assert "Research plan" in text and text == again
     assert fake_llm.calls() == 3  # rejected once, then never sent again
+
+
+async def test_second_round_builds_on_the_first(
+    fake_llm: FakeLLM, fake_searxng: FakeSearXNG, make_ctx: Any
+) -> None:
+    body = {**_request(fake_llm, fake_searxng), "report": {"breadth": 2, "depth": 2}}
+    ctx: MemoryContext = make_ctx(body)
+    await run_research(ctx, options=FAST)
+    second = [q["query"] for q in ctx.checkpoints["queries:1"]]
+    assert second and all(q.startswith("deeper ") for q in second)
+    assert fake_llm.calls("learnings") == 4 and len(fake_searxng.requests) == 4
