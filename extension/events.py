@@ -40,6 +40,8 @@ class EventHub:
         self._undurable: dict[str, int] = {}  # task id -> last appended id not yet on disk
         self._durable_upto: dict[str, int] = {}  # task id -> last id on disk, while some are not
         self._committer: asyncio.Task[None] | None = None
+        # The store's error while the last commit failed; the manager pauses research on it.
+        self.failure: DeepResearchError | None = None
 
     async def published(self, state: TaskState, event: Event, *, keep_recent: bool) -> None:
         """Record an event just appended to the store; followers get it once it is durable."""
@@ -72,6 +74,11 @@ class EventHub:
                 await asyncio.wait_for(asyncio.shield(self._committer), 5.0)
             self._committer.cancel()
 
+    async def recover(self) -> None:
+        """Flush now; on success the store counts as healthy again (raises if it is not)."""
+        await self.store.flush()
+        self.failure = None
+
     def durable_limit(self, state: TaskState) -> int:
         """The highest event id of the task that followers may receive now."""
         upto = self._durable_upto.get(state.task_id)
@@ -83,9 +90,12 @@ class EventHub:
             try:
                 await self.store.flush()
             except DeepResearchError as error:
-                self.log.warning("deepresearch: events not yet durable, retrying: %s", error)
+                if self.failure is None:
+                    self.log.warning("deepresearch: events not yet durable, retrying: %s", error)
+                self.failure = error
                 await asyncio.sleep(COMMIT_RETRY_SECONDS)
                 continue
+            self.failure = None
             for task_id, last in batch.items():
                 if self._undurable.get(task_id) == last:
                     del self._undurable[task_id]

@@ -72,10 +72,10 @@ class _RunContext:
         data: dict[str, Any] = {"step": step, "percentage": pct}
         if message:
             data["message"] = message
-        await self._manager._emit(self._live, "progress", data)
+        await self._manager._emit(self._live, "progress", data, from_pipeline=True)
 
     async def output(self, text: str) -> None:
-        await self._manager._emit(self._live, "output", {"text": text})
+        await self._manager._emit(self._live, "output", {"text": text}, from_pipeline=True)
 
     def checkpoint(self, key: str) -> JSONValue | None:
         return self._live.state.checkpoints.get(key)
@@ -314,16 +314,16 @@ class TaskManager:
             for live in self._live.values()
             if live.state.status is Status.paused and live.state.paused_by == "storage"
         ]
-        if not waiting:
-            return []
-        try:
-            await self.store.flush()
-        except DeepResearchError:
-            return []
         resumed = []
         for live in waiting:
             async with self._lock(live.state.task_id):
                 if live.state.paused_by == "storage" and live.state.status is Status.paused:
+                    try:
+                        # A real write of this task's files: the probe that matters.
+                        await self.store.save(live.state, durable=True)
+                        await self.events.recover()
+                    except DeepResearchError:
+                        continue
                     self.log.info("Storage is back; resuming task %s", live.state.task_id)
                     await self._enqueue(live.state, live.request)
                     resumed.append(live.state.task_id)
@@ -378,9 +378,13 @@ class TaskManager:
         live.stop_reason = None
         if new_run or state.status is not Status.queued:
             await self._set_status(state, Status.queued)
-            await self.store.save(state)
         if state.task_id not in self._queue:
             self._queue.append(state.task_id)
+        try:
+            await self.store.save(state)
+        except StoreUnavailable as error:
+            # Queued all the same: the run meets the failing store, pauses, and is retried.
+            self.log.warning("Task %s queued; snapshot not saved: %s", state.task_id, error)
         self._schedule()
 
     def _schedule(self) -> None:
@@ -407,8 +411,13 @@ class TaskManager:
             # The result must be durable before anyone can see `completed`.
             await self.store.flush()
             await self._set_status(state, Status.completed)
-            await self.store.save(state, durable=True)
             self.log.info("Completed task %s (attempt %d)", state.task_id, state.attempts)
+            try:
+                await self.store.save(state, durable=True)
+            except StoreUnavailable as error:
+                # The result and `completed` are in the event log (the store rebuilds the
+                # snapshot from it); a snapshot that cannot be written must not undo them.
+                self.log.warning("Task %s completed; snapshot not saved: %s", state.task_id, error)
         except asyncio.CancelledError:
             await self._after_cancel(live)
         except MissingCredentials as error:
@@ -526,7 +535,13 @@ class TaskManager:
             event = await self.store.append(state, "status", data)
             await self.events.published(state, event, keep_recent=False)
 
-    async def _emit(self, live: _Live, type: str, data: dict[str, Any]) -> None:
+    async def _emit(
+        self, live: _Live, type: str, data: dict[str, Any], *, from_pipeline: bool = False
+    ) -> None:
+        if from_pipeline and self.events.failure is not None:
+            # Events cannot reach the disk: stop the research here (it pauses and is retried)
+            # rather than pile up events in memory that no follower may see.
+            raise self.events.failure
         event = await self.store.append(live.state, type, data)
         await self.events.published(live.state, event, keep_recent=True)
         self._on_activity()

@@ -170,13 +170,6 @@ async def test_storage_pause_is_recorded_as_a_status_event(
     assert ("paused", "storage") in statuses, statuses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: TaskManager.retry_storage_paused probes with store.flush(), which succeeds when "
-    "log appends still fit; _enqueue then records `queued` in memory and store.save raises "
-    "StoreUnavailable out of retry_storage_paused, leaving the task `queued` but in no run "
-    "queue, so no later retry resumes it",
-)
 async def test_retry_while_snapshots_still_fail_keeps_task_paused_and_resumable(
     api: Any, dr_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
