@@ -177,7 +177,10 @@ def regenerate(names: list[str]) -> None:
                     skipped[index] = cell.source
                     cell.source = ""
             client = NotebookClient(
-                notebook, timeout=300, resources={"metadata": {"path": str(HERE)}}
+                notebook,
+                timeout=300,
+                record_timing=False,  # no timestamps in the saved notebooks
+                resources={"metadata": {"path": str(HERE)}},
             )
             client.execute()
             for index, source in skipped.items():
