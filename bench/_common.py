@@ -1,0 +1,210 @@
+"""Shared helpers of the benchmark scripts: servers, a lean SSE client, statistics, output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+for _path in (ROOT / "tests", ROOT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+
+from dr_testing.servers import ServerProcess  # noqa: E402
+
+SCRIPTED = {"pipeline": "dr_testing.pipelines:stepped"}
+_ID_LINE = re.compile(rb"^id: (\d+)$", re.MULTILINE)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return float(ordered[rank - 1])
+
+
+def raise_fd_limit(wanted: int = 16384) -> int:
+    """Raise the soft open-files limit (children inherit it); the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class BenchServer(ServerProcess):
+    """`ServerProcess` that polls for readiness finely (start-up time is a measured figure)."""
+
+    ready_seconds: float = 0.0
+
+    def start(self, timeout: float = 120.0) -> BenchServer:
+        started = time.perf_counter()
+        super().start(timeout)
+        self.ready_seconds = time.perf_counter() - started
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        with self.client(timeout=5) as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
+                try:
+                    if client.get("health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.01)
+        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log()}")
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+
+class StreamResult:
+    """What one SSE subscriber saw: how many events, whether their ids were consecutive."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.count = 0
+        self.first_id = 0
+        self.last_id = 0
+        self.in_order = True
+        self.started_at = 0.0
+        self.first_event_at: float | None = None
+        self.ended_at = 0.0
+
+    @property
+    def time_to_first_event(self) -> float:
+        return (self.first_event_at or self.ended_at) - self.started_at
+
+
+async def read_sse(
+    port: int,
+    path: str,
+    headers: dict[str, str] | None = None,
+    *,
+    stop_after: int | None = None,
+    method: str = "GET",
+    body: bytes = b"",
+) -> StreamResult:
+    """One HTTP/1.1 request on a raw asyncio stream; decode chunked SSE, check event ids.
+
+    Lean on purpose: a thousand of these run in one process beside the server under test.
+    """
+    result = StreamResult()
+    result.started_at = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        result.status = int(head.split(b" ", 2)[1])
+        if result.status != 200 or b"transfer-encoding: chunked" not in head.lower():
+            result.ended_at = time.perf_counter()
+            return result
+        pending = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                break
+            pending += (await reader.readexactly(size + 2))[:-2]
+            cut = pending.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            found = _ID_LINE.findall(pending, 0, cut + 2)
+            pending = pending[cut + 2 :]
+            if not found:
+                continue
+            if result.first_event_at is None:
+                result.first_event_at = time.perf_counter()
+                result.first_id = int(found[0])
+                result.last_id = result.first_id - 1
+            for raw in found:
+                value = int(raw)
+                if value != result.last_id + 1:
+                    result.in_order = False
+                result.last_id = value
+            result.count += len(found)
+            if stop_after is not None and result.last_id >= stop_after:
+                break
+        result.ended_at = time.perf_counter()
+        return result
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await writer.wait_closed()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process in MB (psutil when present, else /proc)."""
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).memory_info().rss) / 2**20
+    except ImportError:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain text table for the terminal."""
+    widths = [max(len(c), *(len(_fmt(r.get(c, ""))) for r in rows)) for c in columns]
+    out = [title, "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    for row in rows:
+        out.append(
+            "  ".join(_fmt(row.get(c, "")).rjust(w) for c, w in zip(columns, widths, strict=True))
+        )
+    return "\n".join(out)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    """bench/results/{name}.json with the machine's facts beside the figures."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "bench": name,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **data,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwrote {path.relative_to(ROOT)}")
+    return path
