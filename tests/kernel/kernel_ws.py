@@ -37,6 +37,7 @@ class KernelSession:
         self.kernel_id = ""
         self.session = uuid.uuid4().hex
         self._ws: websocket.WebSocket | None = None
+        self.comm_messages: list[dict[str, Any]] = []  # widget traffic, from any thread
 
     def start(self) -> KernelSession:
         response = self.http.post("api/kernels", json={"name": "python3"})
@@ -74,7 +75,7 @@ class KernelSession:
             self._ws.settimeout(max(0.1, deadline - time.monotonic()))
             if time.monotonic() > deadline:
                 raise TimeoutError(f"cell did not finish within {timeout}s: {code!r}")
-            msg = json.loads(self._ws.recv())
+            msg = self._receive()
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -89,6 +90,32 @@ class KernelSession:
             elif kind == "execute_reply":
                 replied = True
         return result
+
+    def drain(self, seconds: float) -> None:
+        """Read (and record) whatever the kernel sends during `seconds`, outside any cell."""
+        assert self._ws is not None
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._ws.settimeout(left)
+            try:
+                self._receive()
+            except websocket.WebSocketTimeoutException:
+                return
+
+    def widget_updates(self) -> list[dict[str, Any]]:
+        """The `state` of every widget `update` the kernel sent to the front end."""
+        return [
+            m["content"]["data"]["state"]
+            for m in self.comm_messages
+            if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"
+        ]
+
+    def _receive(self) -> dict[str, Any]:
+        assert self._ws is not None
+        msg: dict[str, Any] = json.loads(self._ws.recv())
+        if msg.get("msg_type", "").startswith("comm_"):
+            self.comm_messages.append(msg)
+        return msg
 
     def run(self, code: str, timeout: float = 120.0) -> CellResult:
         """`execute`, failing the test with the kernel's traceback if the cell raised."""

@@ -106,8 +106,15 @@ def test_rerunning_the_cell_after_a_kernel_restart_reattaches_to_the_same_task(
     [result] = [data for _, kind, data in events if kind == "result"]
     assert done["report"] == result["report"]
     assert done["report"].count("done. [1]") == UNITS
-    # The widget the cell showed in the new kernel filled in from the background thread.
+    # The widget the cell showed in the new kernel filled in from the background thread...
     assert done["widgets"] == [["completed", 100, done["report"]]]
+    # ...and those updates reached the front end's websocket as widget protocol messages.
+    kernel.drain(1.0)
+    updates = kernel.widget_updates()
+    assert any(u.get("value") == 100 for u in updates)  # the progress bar
+    shown = [u["outputs"][0]["data"]["text/markdown"] for u in updates if u.get("outputs")]
+    assert shown[-1] == done["report"]
+    assert any(">completed<" in str(u.get("value", "")) for u in updates)
 
 
 def test_a_task_with_every_client_gone_completes_and_is_served_whole(
