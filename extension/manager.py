@@ -136,24 +136,28 @@ class TaskManager:
     async def _start(self, *, auto_resume: bool) -> None:
         """Open the store and pick up tasks a previous server left running, queued or paused."""
         await self.store.open()
-        leftovers = []
-        for row in await self.store.summaries():
-            if row.status.active:
-                leftovers.append(row)
-            elif row.status is Status.paused and auto_resume:
-                state = await self.store.load(row.task_id)
-                if state is not None and state.paused_by == "shutdown":
-                    leftovers.append(row)
-        leftovers.sort(key=lambda row: row.created_at)
-        for row in leftovers:
+        # The listing is cheap but may lag the event log (a crash between the two writes), so
+        # it only picks candidates; the decision is made on the fully loaded state.
+        candidates = [
+            row
+            for row in await self.store.summaries()
+            if row.status.active or row.status is Status.paused
+        ]
+        candidates.sort(key=lambda row: row.created_at)
+        for row in candidates:
             state = await self.store.load(row.task_id)
             if state is None:
                 continue
-            if auto_resume:
-                request = self._stored_request(state)
+            interrupted = state.status.active
+            if auto_resume and (interrupted or state.paused_by == "shutdown"):
+                try:
+                    request = self._stored_request(state)
+                except BadRequest as error:
+                    self.log.error("Cannot resume task %s: %s", state.task_id, error.message)
+                    continue
                 self.log.info("Resuming task %s after server start", state.task_id)
                 await self._enqueue(state, request)
-            elif state.status.active:
+            elif interrupted:
                 await self._set_status(state, Status.paused, reason="shutdown")
                 await self.store.save(state)
 

@@ -142,17 +142,9 @@ def damaged(
         server.stop()
 
 
-RERUN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: TaskManager._start picks leftovers from the snapshot head's status "
-    "(`running`), loads the task (the log folds it to `completed`) and enqueues it without "
-    "checking the loaded status: a completed task runs again (attempts+1, new events)",
-)
-
-
 @pytest.mark.parametrize(
     "kind",
-    [pytest.param(k, marks=RERUN_BUG) if k == "sidecar-longer" else k for k in DAMAGE],
+    DAMAGE,
 )
 def test_damaged_task_is_repaired_and_served(damaged: Any, kind: str) -> None:
     server, client, folder, infos = damaged
@@ -203,7 +195,6 @@ def test_damage_never_causes_a_server_error(damaged: Any) -> None:
     assert "Traceback" not in server.log(), server.log()
 
 
-@RERUN_BUG
 def test_sidecar_longer_than_snapshot_does_not_rerun_the_task(damaged: Any) -> None:
     _, client, _, infos = damaged
     info = infos["sidecar-longer"]
