@@ -213,16 +213,21 @@ def _para(text: str, colour: str) -> str:
 
 
 def _sources_html(sources: list[dict[str, Any]]) -> str:
+    # Numbered in report order, so item n is the report's citation [n].
     if not sources:
         return ""
     items = []
     for source in sources:
         title = html.escape(str(source.get("title") or source.get("url") or "source"))
         url = str(source.get("url") or "")
-        label = html.escape(str(source.get("id", "")))
         if url.startswith(("http://", "https://")):
-            link = f'<a href="{html.escape(url)}" target="_blank" rel="noopener">{title}</a>'
+            items.append(
+                f'<li><a href="{html.escape(url)}" target="_blank" rel="noopener">{title}</a></li>'
+            )
         else:
-            link = f"{title} <code>{html.escape(url)}</code>" if url else title
-        items.append(f"<li>[{label}] {link}</li>")
-    return "<b>Sources</b><ol style='list-style:none;padding-left:0'>" + "".join(items) + "</ol>"
+            detail = f" <code>{html.escape(url)}</code>" if url else ""
+            items.append(f"<li>{title}{detail}</li>")
+    return (
+        f"<details open><summary><b>Sources</b> ({len(sources)})</summary>"
+        f"<ol>{''.join(items)}</ol></details>"
+    )

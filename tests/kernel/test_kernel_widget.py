@@ -98,7 +98,8 @@ def test_progress_step_messages_and_report_follow_the_events(widget: ResearchWid
         '<a href="https://docs.python.org/3/x?a=1&amp;b=2" target="_blank" rel="noopener">'
         "Tasks &amp; &lt;cancel&gt;</a>" in widget.sources.value
     )
-    assert "local <code>docs/notes.md</code>" in widget.sources.value
+    assert "<li>local <code>docs/notes.md</code></li>" in widget.sources.value
+    assert "<summary><b>Sources</b> (2)</summary>" in widget.sources.value
     assert ">completed<" in widget.badge.value
     assert (widget.progress.value, widget.progress.bar_style) == (100, "success")
     assert buttons(widget) == (False, False, False)
