@@ -26,6 +26,8 @@ def write_all(fd: int, data: bytes) -> None:
 
 def fsync_dir(directory: Path) -> None:
     """Make renames and new names inside `directory` durable."""
+    if os.name == "nt":  # Windows cannot open a folder as a file; NTFS journals renames itself
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

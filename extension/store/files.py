@@ -317,9 +317,11 @@ class FileTaskStore(TaskStore):
                 yield event
             return
         run_first, offset = located
-        last, reread = after, False
+        entry = self._entries.get(task_id)
+        known = entry.state.last_event_id if entry else 0  # appended here before this call
+        last, stalls = after, 0
         while True:
-            at_end = False
+            before, at_end = last, False
             while not at_end:
                 batch, offset, at_end = await self._io(
                     journal.read_events, paths.log, offset, last, _READ_BUDGET, writes=False
@@ -329,13 +331,15 @@ class FileTaskStore(TaskStore):
                     last = event.id
             entry = self._entries.get(task_id)
             pending = [ev for ev, _ in entry.pending if ev and ev.id > last] if entry else []
-            if pending and pending[0].id > max(last, run_first - 1) + 1 and not reread:
-                # A flush moved the ones between to disk while we read: read on from there.
-                reread = True
-                continue
-            for event in pending:
-                yield event
-            return
+            if pending and pending[0].id == max(last, run_first - 1) + 1:
+                for event in pending:
+                    yield event
+                return
+            # Short of what was appended before the call: a flush moved it to disk while we
+            # read, so read on from where we were (a second empty pass means a new run began).
+            stalls = stalls + 1 if last == before else 0
+            if last >= known or stalls > 1:
+                return
 
     async def _events_without_log(self, task_id: str, after: int) -> AsyncIterator[Event]:
         entry = self._entries.get(task_id)

@@ -10,6 +10,7 @@ import jsonschema
 from store_helpers import async_test, collect, new_state, opened, run_task
 
 from jupyter_deepresearch.extension.models import Status
+from jupyter_deepresearch.extension.store import _journal as journal
 from jupyter_deepresearch.extension.store.files import FileTaskStore
 from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
 
@@ -156,3 +157,67 @@ async def test_summaries_list_every_task(folder: Path) -> None:
         assert set(rows) == {s.task_id for s in states}
         assert rows[states[0].task_id].status is Status.running
         assert rows[states[0].task_id].owner == "alice"
+
+
+@async_test
+async def test_readers_racing_the_flusher_see_no_gap_and_no_duplicate(folder: Path) -> None:
+    async with opened(folder, flush_interval=0.001) as store:
+        state = await run_task(store, outputs=1)
+        readers_done = 0
+
+        async def write() -> None:
+            i = 0
+            while readers_done < 3 and i < 5000:
+                await store.append(state, "output", {"text": f"{i}"})
+                i += 1
+                if i % 7 == 0:
+                    await asyncio.sleep(0)
+
+        async def read(after: int) -> None:
+            nonlocal readers_done
+            for _ in range(15):
+                known = state.last_event_id
+                ids = [e.id for e in await collect(store, state.task_id, after)]
+                assert ids == list(range(after + 1, after + 1 + len(ids)))  # no gap, no duplicate
+                assert len(ids) >= known - after  # nothing appended before the call is missed
+            readers_done += 1
+
+        await asyncio.gather(write(), read(0), read(3), read(50))
+
+
+@async_test
+async def test_another_server_tails_the_log_live(folder: Path) -> None:
+    async with opened(folder) as writer, opened(folder) as reader:
+        state = await run_task(writer, outputs=2)
+        await writer.flush()
+        seen = [e.id for e in await collect(reader, state.task_id)]
+        assert seen == list(range(1, state.last_event_id + 1))
+        for i in range(5):
+            await writer.append(state, "output", {"text": f"live {i}"})
+        await asyncio.sleep(0.3)  # within a flush interval or so
+        more = [e.id for e in await collect(reader, state.task_id, seen[-1])]
+        assert more == list(range(seen[-1] + 1, state.last_event_id + 1))
+        loaded = await reader.load(state.task_id)
+        assert loaded is not None and loaded.outputs == state.outputs
+
+
+@async_test
+async def test_events_flushed_while_a_reader_reads_are_not_missed(folder: Path) -> None:
+    async with opened(folder, flush_interval=3600) as store:
+        state = await run_task(store, outputs=3)
+        await store.flush()
+        for i in range(4):
+            await store.append(state, "output", {"text": f"buffered {i}"})
+        real_io = store._io
+        flushes = []
+
+        async def io(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            result = await real_io(fn, *args, **kwargs)
+            if fn is journal.read_events and result[2] and len(flushes) < 1:
+                flushes.append(1)  # the moment between the reader's disk pass and its buffer look
+                await store.flush()
+            return result
+
+        store._io = io  # type: ignore[method-assign]
+        ids = [e.id for e in await collect(store, state.task_id, 2)]
+        assert flushes and ids == list(range(3, state.last_event_id + 1))
