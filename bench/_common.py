@@ -53,23 +53,34 @@ class BenchServer(ServerProcess):
     """`ServerProcess` that polls for readiness finely (start-up time is a measured figure)."""
 
     ready_seconds: float = 0.0
+    listening_seconds: float = 0.0  # until jupyter's own `GET /api` answers
+    profile_to: Path | None = None  # set to sample the server with py-spy from its spawn on
+    profile_seconds: float = 10.0
+    profiler: Any = None
 
     def start(self, timeout: float = 120.0) -> BenchServer:
-        started = time.perf_counter()
+        self._spawned = time.perf_counter()
         super().start(timeout)
-        self.ready_seconds = time.perf_counter() - started
+        self.ready_seconds = time.perf_counter() - self._spawned
         return self
 
     def wait_ready(self, timeout: float) -> None:
         import httpx
 
+        if self.profile_to is not None and self.process is not None:
+            self.profiler = start_profile(self.process.pid, self.profile_to, self.profile_seconds)
         deadline = time.monotonic() + timeout
-        with self.client(timeout=5) as client:
+        root = f"http://127.0.0.1:{self.port}/api"
+        with self.client(timeout=60) as client:
             while time.monotonic() < deadline:
                 assert self.process is not None
                 if self.process.poll() is not None:
                     raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
                 try:
+                    if not self.listening_seconds:
+                        if client.get(root).status_code != 200:
+                            continue
+                        self.listening_seconds = time.perf_counter() - self._spawned
                     if client.get("health").status_code == 200:
                         return
                 except httpx.TransportError:
@@ -208,3 +219,122 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     path.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {path.relative_to(ROOT)}")
     return path
+
+
+async def write_completed_task(store: Any, task_id: str, outputs: int, owner: str) -> None:
+    """Record a completed task of `outputs` output events straight through `FileTaskStore`."""
+    from jupyter_deepresearch.extension.models import Status
+    from jupyter_deepresearch.extension.store.base import TaskState
+
+    state = TaskState(task_id=task_id, request={"query": f"stored {task_id}"}, owner=owner)
+    assert await store.create(state)
+    await store.append(state, "status", {"status": Status.queued.value})
+    state.attempts = 1
+    await store.append(state, "status", {"status": Status.running.value})
+    for i in range(outputs):
+        await store.append(state, "output", {"text": f"Line {i} of a stored report, as written."})
+        if i % 5000 == 4999:
+            await store.flush()
+    report = {"report": f"# Stored report {task_id}", "sources": []}
+    await store.append(state, "result", report)
+    await store.flush()
+    await store.append(state, "status", {"status": Status.completed.value})
+    await store.save(state, durable=True)
+
+
+class no_fsync:
+    """Skip fsync while generating bench data (durability of fixtures is not measured)."""
+
+    def __enter__(self) -> None:
+        self._real = os.fsync
+        os.fsync = lambda fd: None
+
+    def __exit__(self, *exc: object) -> None:
+        os.fsync = self._real
+
+
+def start_profile(pid: int, out: Path, seconds: float) -> Any:
+    """Sample a process with py-spy (all threads, idle frames dropped) as collapsed stacks."""
+    import shutil
+    import subprocess
+
+    if shutil.which("py-spy") is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
+    command += ["--function"]  # aggregate by function, not by line
+    command += ["--duration", str(int(seconds)), "--output", str(out), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_frames(
+    collapsed: Path, limit: int = 15, within: str = ""
+) -> list[tuple[str, float, float]]:
+    """(frame, self %, inclusive %) from py-spy's collapsed stacks, busiest first by self time.
+
+    With `within`, only samples whose stack contains that text count (e.g. "deepresearch").
+    """
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or (within and within not in stack):
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        if not frames:
+            continue
+        total += count
+        leaf = frames[-1]
+        own[leaf] = own.get(leaf, 0) + count
+        for frame in set(frames):
+            incl[frame] = incl.get(frame, 0) + count
+    rows = [(f, 100 * n / total, 100 * incl[f] / total) for f, n in own.items()] if total else []
+    rows.sort(key=lambda r: r[1], reverse=True)
+    return rows[:limit]
+
+
+OUR_FILES = (
+    "_folder.py",
+    "files.py",
+    "manager.py",
+    "_recovery.py",
+    "seed_format.py",
+    "handlers.py",
+    "events.py",
+    "_journal.py",
+    "sse.py",
+    "_atomic.py",
+    "app.py",
+    "base.py",
+    "models.py",
+)
+
+
+def print_profile(collapsed: Path, limit: int = 12) -> None:
+    """The busiest frames by self time, then our own functions by inclusive time."""
+    rows = top_frames(collapsed, 10_000)
+    print(f"\nprofile {collapsed.name}: self %, inclusive % of busy samples")
+    for frame, self_pct, incl_pct in rows[:limit]:
+        print(f"  {self_pct:5.1f} {incl_pct:5.1f}  {frame}")
+    inclusive = _inclusive(collapsed)
+    print("  our functions by inclusive %:")
+    for frame, pct in inclusive[:limit]:
+        print(f"        {pct:5.1f}  {frame}")
+
+
+def _inclusive(collapsed: Path) -> list[tuple[str, float]]:
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        for frame in set(stack.split(";")):
+            if any(f"({name}:" in frame for name in OUR_FILES):
+                incl[frame] = incl.get(frame, 0) + count
+    rows = [(f, 100 * n / total) for f, n in incl.items()] if total else []
+    return sorted(rows, key=lambda r: r[1], reverse=True)

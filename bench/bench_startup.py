@@ -1,0 +1,125 @@
+"""5. Start-up time and resident memory with 0 vs 10,000 stored tasks.
+
+The 10,000 completed tasks are written straight through `FileTaskStore` (fsync skipped while
+generating). Start-up: from spawning `jupyter server` to the first 200 of `GET health` (which
+needs the extension started). Memory: RSS of the server process once ready, and after listing
+every task. Figure: start-up with 10k tasks over start-up with none (target <= 1.2).
+
+Run: python bench/bench_startup.py [--tasks N] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    RESULTS,
+    SCRIPTED,
+    BenchServer,
+    median,
+    no_fsync,
+    print_profile,
+    rss_mb,
+    table,
+    write_results,
+)
+
+from jupyter_deepresearch.extension.store.files import FileTaskStore
+
+
+async def prepare(folder: Path, tasks: int) -> None:
+    from _common import write_completed_task
+
+    store = FileTaskStore(folder, flush_interval=3600)
+    await store.open()
+    with no_fsync():
+        for i in range(tasks):
+            await write_completed_task(store, f"{i + 1:032x}", 3, getpass.getuser())
+    await store.close()
+
+
+def measure(base: Path, folder: Path, name: str, profile: Path | None = None) -> dict[str, Any]:
+    server = BenchServer(base / name, folder, settings=SCRIPTED)
+    if profile is not None:
+        server.profile_to, server.profile_seconds = profile, 14
+    server.start()
+    try:
+        assert server.process is not None
+        ready_rss = rss_mb(server.process.pid)
+        with server.client(timeout=120) as client:
+            started = time.perf_counter()
+            listed = client.get("tasks")
+            list_seconds = time.perf_counter() - started
+            assert listed.status_code == 200
+            count = len(listed.json()["tasks"])
+            started = time.perf_counter()
+            client.get("tasks", params={"limit": 20})
+            page_seconds = time.perf_counter() - started
+        return {
+            "startup_s": server.ready_seconds,
+            "listening_s": server.listening_seconds,
+            "rss_ready_mb": ready_rss,
+            "list_all_s": list_seconds,
+            "list_20_s": page_seconds,
+            "rss_after_list_mb": rss_mb(server.process.pid),
+            "listed": count,
+        }
+    finally:
+        if server.profiler is not None:
+            server.profiler.wait()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="py-spy one start with N tasks")
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, Any]]] = {"empty": [], "full": []}
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        base = Path(tmp)
+        empty, full = base / "empty", base / "full"
+        empty.mkdir()
+        started = time.perf_counter()
+        asyncio.run(prepare(full, args.tasks))
+        print(f"wrote {args.tasks:,} tasks in {time.perf_counter() - started:.1f}s")
+        for i in range(args.repeats):
+            for kind, folder in (("empty", empty), ("full", full)):
+                runs[kind].append(measure(base, folder, f"{kind}{i}"))
+        if args.profile:
+            out = RESULTS / "startup-profile.txt"
+            measure(base, full, "profiled", out)
+    if args.profile:
+        print_profile(out)
+    assert all(r["listed"] == args.tasks for r in runs["full"])
+    med = {
+        kind: {key: median([r[key] for r in rows]) for key in rows[0]}
+        for kind, rows in runs.items()
+    }
+    ratio = med["full"]["startup_s"] / med["empty"]["startup_s"]
+    results = {
+        "tasks": args.tasks,
+        "runs": runs,
+        "medians": med,
+        "ratio_startup": ratio,
+        "ratio_listening": med["full"]["listening_s"] / med["empty"]["listening_s"],
+        "ratio_rss_ready": med["full"]["rss_ready_mb"] / med["empty"]["rss_ready_mb"],
+        "target": "<= 1.2",
+        "met": ratio <= 1.2,
+    }
+    rows = [{"stored tasks": 0, **med["empty"]}, {"stored tasks": args.tasks, **med["full"]}]
+    cols = ["stored tasks", "listening_s", "startup_s", "rss_ready_mb", "list_all_s", "list_20_s"]
+    print(table("5. start-up and memory (median)", rows, [*cols, "rss_after_list_mb"]))
+    print(f"start-up {args.tasks:,} / 0 = {ratio:.2f} (target <= 1.2)")
+    write_results("startup", results)
+
+
+if __name__ == "__main__":
+    main()
