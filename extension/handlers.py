@@ -59,6 +59,10 @@ class DeepResearchHandler(APIHandler):
             )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            # RFC 9110: a 405 lists the methods the resource does support.
+            allowed = [m for m in ("GET", "POST", "DELETE") if m.lower() in vars(type(self))]
+            self.set_header("Allow", ", ".join(allowed))
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
         if isinstance(error, DeepResearchError):

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 MAX_QUERY_CHARS = 10_000
 TASK_ID_PATTERN = r"^[0-9a-f]{32}$"
+# For the OpenAPI document; the validators below say the same in words.
+NOT_BLANK = r"\S"
+FOLDER_NAME = r"^[^\u0000]*\S[^\u0000]*$"
 
 
 class Status(str, Enum):
@@ -58,7 +61,10 @@ class SearchSettings(_Strict):
 
     provider: str = "local"
     max_results: int = Field(default=5, ge=1, le=50)
-    sources: tuple[str, ...] = ()
+    sources: tuple[str, ...] = Field(
+        default=(),
+        json_schema_extra={"items": {"type": "string", "pattern": FOLDER_NAME}},
+    )
     base_url: str | None = None
     api_key: SecretStr | None = None
 
@@ -95,7 +101,9 @@ class ReportSettings(_Strict):
 class ResearchRequest(_Strict):
     """Body of `POST tasks` and `POST research`."""
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: str = Field(
+        min_length=1, max_length=MAX_QUERY_CHARS, json_schema_extra={"pattern": NOT_BLANK}
+    )
     ai: AISettings = AISettings()
     search: SearchSettings = SearchSettings()
     report: ReportSettings = ReportSettings()

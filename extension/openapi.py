@@ -84,6 +84,12 @@ def openapi_document() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    # Providers are pluggable: the document lists those registered in this installation.
+    from .research import known_providers
+
+    known = known_providers()
+    schemas["AISettings"]["properties"]["provider"]["enum"] = sorted(known["ai"])
+    schemas["SearchSettings"]["properties"]["provider"]["enum"] = sorted(known["search"])
     schemas["Error"] = {
         "type": "object",
         "required": ["message"],
