@@ -56,8 +56,10 @@ def create_files(
         if paths.snapshot.exists() or paths.log.exists():
             return None
         try:
-            tail = journal.create_log(paths.log, paths.idx, header, [])
+            # Snapshot first: a listing in between sees a task without a log (the seed case,
+            # read as is), never a log alone, which it would take for a damaged task.
             atomic_write(paths.snapshot, snapshot)
+            tail = journal.create_log(paths.log, paths.idx, header, [])
         except OSError:
             # Half a task would block its id forever: take back what was written.
             for path in paths:
