@@ -61,6 +61,7 @@ class ResearchWidget(widgets.VBox):
         self._on_close = on_close
         self._lock = threading.RLock()
         self._report_shown = ""
+        self._status_note = False  # the notice explains the status (not a button's error)
         self._report_at = float("-inf")
 
         self.title = widgets.HTML()
@@ -165,10 +166,15 @@ class ResearchWidget(widgets.VBox):
         self.pause_button.disabled = status not in PAUSABLE or self._actions is None
         self.resume_button.disabled = status not in RESUMABLE or self._actions is None
         self.cancel_button.disabled = status not in CANCELLABLE or self._actions is None
+        note = ""
         if s.error:
-            self.notice.value = _para(f"Failed: {s.error}", "#dc3545")
-        elif status == "paused" and s.message:
-            self.notice.value = _para(f"Paused: {s.message}", "#b8860b")
+            note = _para(f"Failed: {s.error}", "#dc3545")
+        elif status == "paused" and s.reason not in (None, "user") and s.message:
+            # Paused by the server (missing credentials): say what is missing.
+            note = _para(f"Paused: {s.message}", "#b8860b")
+        if note or self._status_note:
+            self.notice.value = note
+            self._status_note = bool(note)
         self._render_report(force_report)
 
     def _render_report(self, force: bool) -> None:

@@ -146,12 +146,17 @@ def test_buttons_call_the_task_and_show_its_errors(
 
 
 def test_failure_and_credential_pauses_are_shown(widget: ResearchWidget) -> None:
-    widget.on_event(ev(1, "status", status="paused", reason="credentials", error="Needs api_key"))
+    widget.on_event(ev(1, "progress", step="plan", percentage=5, message="Planning"))
+    widget.on_event(ev(2, "status", status="paused", reason="user"))
+    assert widget.notice.value == ""  # a user's own pause needs no explanation
+    widget.on_event(ev(3, "status", status="paused", reason="credentials", error="Needs api_key"))
     assert "Paused: Needs api_key" in widget.notice.value
     assert widget.progress.bar_style == "warning"
-    widget.on_event(ev(2, "status", status="failed", error="Search <engine> down"))
+    widget.on_event(ev(4, "status", status="failed", error="Search <engine> down"))
     assert "Failed: Search &lt;engine&gt; down" in widget.notice.value
     assert widget.progress.bar_style == "danger"
+    widget.on_event(ev(5, "status", status="running"))  # resumed
+    assert widget.notice.value == ""
 
 
 def test_a_fresher_task_info_moves_the_widget(widget: ResearchWidget) -> None:
