@@ -19,6 +19,7 @@ from .store.base import Event, TaskState, TaskStore
 
 RECENT_EVENTS = 4096  # per task, served to followers without touching the store
 COMMIT_RETRY_SECONDS = 0.5
+STORED_WAIT_SECONDS = 2.0  # how long `follow=false` waits for the newest events to commit
 
 
 class EventHub:
@@ -122,6 +123,8 @@ class EventHub:
         # Without `live`, send everything recorded when the request came (waiting the moment it
         # takes to commit the newest events), then stop.
         target = (await self._get_state(task_id)).last_event_id
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + STORED_WAIT_SECONDS
         while True:
             async with condition:
                 state = await self._get_state(task_id)
@@ -140,13 +143,19 @@ class EventHub:
                 return
             if closed is not None and closed.is_set():
                 return
+            if not live and loop.time() > give_up:
+                # The newest events were being committed; a store that cannot write must not
+                # hang the request: what is durable has been sent.
+                return
             async with condition:
                 if self.durable_limit(await self._get_state(task_id)) > last:
                     continue
+                wait = self.keepalive_seconds if live else max(0.0, give_up - loop.time())
                 try:
-                    await asyncio.wait_for(condition.wait(), self.keepalive_seconds)
+                    await asyncio.wait_for(condition.wait(), wait)
                 except asyncio.TimeoutError:
-                    yield None
+                    if live:
+                        yield None
             if closed is not None and closed.is_set():
                 return
 

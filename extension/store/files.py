@@ -158,14 +158,13 @@ class FileTaskStore(TaskStore):
         return True
 
     async def append(self, state: TaskState, type: str, data: dict[str, Any]) -> Event:
-        """Number the event, fold it into `state`, and buffer its log line."""
+        """Number the event, fold it into `state`, and buffer its log line (no disk I/O)."""
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
         entry = self._entry(state)
-        if self._failure is not None:
-            # The disk failed lately: try now, so work resumes as soon as it is back.
-            async with entry.lock:
-                await self._flush_locked(entry)
+        # Never raises for a failing disk: the event is buffered and written by a later flush
+        # (the manager stops research while commits fail, so the buffer stays small). A status
+        # such as "paused: storage full" must be kept, not dropped.
         event = Event(state.last_event_id + 1, type, data)
         raw = journal.event_line(event)  # before `apply`: unserialisable data changes nothing
         state.apply(event)

@@ -147,12 +147,6 @@ async def test_injected_enospc_pauses_task_and_retry_completes_it(
     assert "storage unavailable" in dr_log.getvalue()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the `paused` (reason storage) status event is dropped, not buffered: "
-    "FileTaskStore.append flushes first while the last write failed and raises, so "
-    "_finish_quietly only sets the status in memory; SSE followers never learn of the pause",
-)
 async def test_storage_pause_is_recorded_as_a_status_event(
     api: Any, dr_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
