@@ -21,7 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import BenchServer, median, read_sse, table, write_results
+from _common import (
+    RESULTS,
+    BenchServer,
+    median,
+    print_profile,
+    read_sse,
+    start_profile,
+    table,
+    write_results,
+)
 
 from jupyter_deepresearch.extension.sse import encode_event, encode_retry
 
@@ -117,6 +126,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 # Interleaved, so a noisy neighbour hurts both sides alike.
                 base_runs.append(await run_baseline(port, args.events))
                 ours_runs.append(await run_ours(server, args.events, round_))
+            if args.profile:
+                out = RESULTS / "throughput-profile.txt"
+                assert server.process is not None
+                profiler = start_profile(server.process.pid, out, 4)
+                await asyncio.sleep(0.5)
+                await run_ours(server, args.events, 999)
+                profiler.wait()
+                print_profile(out)
         finally:
             baseline.kill()
             baseline.wait()
@@ -143,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="py-spy one extra run of ours")
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
