@@ -17,7 +17,7 @@ import pytest
 from kernel_ws import KernelSession
 
 from dr_testing.servers import ServerProcess
-from jupyter_deepresearch.kernel_helpers import ResearchClient
+from jupyter_deepresearch.kernel_helpers import Backoff, ResearchClient
 
 pytestmark = pytest.mark.slow
 
@@ -171,3 +171,30 @@ print(json.dumps([w.state.status, w.notice.value]))
         assert click("cancel", "cancelled") == ["cancelled", ""]
         info = wait_info(api, task_id, lambda i: i["status"] == "cancelled")
     assert info["attempts"] == 2  # started, then resumed once: finished units were kept
+
+
+def test_the_event_thread_rides_out_a_server_restart(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dr_testing import servers
+
+    url = f"http://127.0.0.1:{server.port}/"
+    with ResearchClient(url, server.token, backoff=Backoff(initial=0.1, maximum=0.5)) as client:
+        task = client.research(QUERY, display=False)
+        deadline = time.monotonic() + 30
+        while task.percentage < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.stop() == 0  # SIGTERM: the server pauses the task and goes away
+        seen_before_restart = task.last_event_id
+        monkeypatch.setattr(servers, "free_port", lambda: int(url.rsplit(":", 1)[1][:-1]))
+        server.start()  # same port, same token, same storage: it resumes the task
+        report = task.wait(120)
+        ids = [event.id for event in task._history]
+        assert ids == list(range(1, len(ids) + 1))  # no gap, no duplicate across the restart
+        assert ids[-1] > seen_before_restart
+        assert task.refresh().attempts == 2
+        final = client.info(task.task_id).result
+        assert final is not None and report == final.report
+        statuses = [e.data["status"] for e in task._history if e.type == "status"]
+        paused_at = statuses.index("paused")  # by the shutdown, replayed if missed live
+        assert statuses[-1] == "completed" and "running" in statuses[paused_at:]
