@@ -67,3 +67,26 @@ async def stepped(ctx: ResearchContext) -> ResearchResult:
     return ResearchResult(
         report=report, sources=[SourceRef(id="s1", title="Scripted", url="test:scripted")]
     )
+
+
+class _Paced:
+    """A `ResearchContext` whose progress events take time, like a language model writing."""
+
+    def __init__(self, ctx: ResearchContext, seconds: float) -> None:
+        self._ctx = ctx
+        self._seconds = seconds
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._ctx, name)
+
+    async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
+        await asyncio.sleep(self._seconds)
+        await self._ctx.progress(step, percentage, message)
+
+
+async def paced_real(ctx: ResearchContext) -> ResearchResult:
+    """The real offline pipeline, each progress event delayed by $DR_TEST_PACE (default 0.15 s)."""
+    from jupyter_deepresearch.extension.research import run_research
+
+    pace = float(os.environ.get("DR_TEST_PACE", "0.15"))
+    return await run_research(_Paced(ctx, pace))  # type: ignore[arg-type]
