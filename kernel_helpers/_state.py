@@ -73,6 +73,21 @@ class TaskSnapshot:
         """The report's numbered sources (`id`, `title`, `url`); empty until completed."""
         return list(self.result.get("sources", [])) if self.result else []
 
+    def merge(self, info: TaskInfo) -> None:
+        """Fold a fresher `TaskInfo` in, unless events newer than it were already applied."""
+        self.attempts = info.attempts
+        if info.last_event_id < self.last_event_id:
+            return
+        fresh = TaskSnapshot.from_info(info)
+        self.status, self.step, self.percentage = fresh.status, fresh.step, fresh.percentage
+        self.message = fresh.message or self.message
+        self.error = fresh.error
+        if fresh.result is not None:
+            self.result = fresh.result
+        self.last_event_id = info.last_event_id
+        # Events up to this id may still arrive on the stream: they are history by now.
+        self.base_event_id = max(self.base_event_id, info.last_event_id)
+
     def apply(self, event: TaskEvent) -> None:
         """Fold one event in, the way the server's own state does.
 

@@ -286,7 +286,7 @@ class ResearchTask:
     def _merge_info(self, info: TaskInfo) -> None:
         with self._lock:
             self._info = info
-            merge_info(self._snapshot, info)
+            self._snapshot.merge(info)
             listeners = list(self._listeners)
             self._changed.notify_all()
         for listener in listeners:
@@ -365,23 +365,6 @@ class ResearchTask:
     def __repr__(self) -> str:
         snap = self._snapshot
         return f"<ResearchTask {self.task_id} {snap.status} {snap.percentage}%>"
-
-
-def merge_info(snapshot: TaskSnapshot, info: TaskInfo) -> None:
-    """Fold a `TaskInfo` into a snapshot unless the snapshot already knows newer events."""
-    snapshot.attempts = info.attempts
-    if info.last_event_id < snapshot.last_event_id:
-        return
-    fresh = TaskSnapshot.from_info(info)
-    snapshot.status = fresh.status
-    snapshot.step = fresh.step
-    snapshot.percentage = fresh.percentage
-    snapshot.message = fresh.message or snapshot.message
-    snapshot.error = fresh.error
-    if fresh.result is not None:
-        snapshot.result = fresh.result
-    snapshot.last_event_id = info.last_event_id
-    snapshot.base_event_id = max(snapshot.base_event_id, info.last_event_id)
 
 
 def _copy(snapshot: TaskSnapshot) -> TaskSnapshot:

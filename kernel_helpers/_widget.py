@@ -101,10 +101,8 @@ class ResearchWidget(widgets.VBox):
 
     def on_info(self, info: TaskInfo) -> None:
         """Fold a fresher `TaskInfo` in (after a button or `refresh`)."""
-        from ._task import merge_info
-
         with self._lock:
-            merge_info(self._state, info)
+            self._state.merge(info)
             self._render(force_report=True)
 
     def on_end(self, error: BaseException | None) -> None:
