@@ -254,7 +254,7 @@ class TaskManager:
             row
             for row in await self.store.summaries()
             if (status is None or row.status is status)
-            and (self.fingerprint_scope != "user" or row.owner == user)
+            and self._visible_owner(row.owner, user)
         ]
         rows.sort(key=lambda row: row.created_at, reverse=True)
         states = []
@@ -561,7 +561,12 @@ class TaskManager:
         return self.resolve_request(request)
 
     def _visible(self, state: TaskState, user: str | None) -> bool:
-        return self.fingerprint_scope != "user" or user is None or state.owner == user
+        return self._visible_owner(state.owner, user)
+
+    def _visible_owner(self, owner: str | None, user: str | None) -> bool:
+        # Tasks without an owner (written by the seed app, or created with `shared` scope)
+        # belong to everyone who can reach the server.
+        return self.fingerprint_scope != "user" or user is None or owner in (None, user)
 
     def _lock(self, task_id: str) -> asyncio.Lock:
         return self._id_locks.setdefault(task_id, asyncio.Lock())

@@ -1,0 +1,53 @@
+"""A folder written by the seed's own app (only `{taskId}.json` files) is served as it is."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SEED_TASKS = Path(__file__).resolve().parent.parent / "store" / "seed_tasks"
+COMPLETED = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def storage_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "seed-tasks"
+    shutil.copytree(SEED_TASKS, path)
+    return path
+
+
+@pytest.fixture
+def dr_config() -> dict[str, Any]:
+    # The seed's tasks carry no request: nothing may try to resume them at start-up.
+    return {"pipeline": "dr_testing.pipelines:stepped", "auto_resume": False}
+
+
+def parse(raw: bytes) -> list[tuple[int, str, Any]]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "id" in fields:
+            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def test_seed_tasks_are_listed_and_replayed(api: Any, storage_dir: Path) -> None:
+    seed = json.loads((storage_dir / f"{COMPLETED}.json").read_text())
+    listed = json.loads((await api("GET", "tasks")).body)["tasks"]
+    ids = {task["task_id"] for task in listed}
+    assert COMPLETED in ids
+    info = json.loads((await api("GET", "tasks", COMPLETED)).body)
+    assert info["status"] == "completed"
+    assert info["result"]["report"] == "\n".join(seed["outputs"])
+    events = parse((await api("GET", "tasks", COMPLETED, "events")).body)
+    outputs = [data["text"] for _, kind, data in events if kind == "output"]
+    assert outputs == seed["outputs"]
+    assert [event_id for event_id, _, _ in events] == list(range(1, len(events) + 1))
+    assert events[-1][1:] == ("status", {"status": "completed"})
+    # A resumed client gets exactly the rest.
+    tail = parse((await api("GET", "tasks", COMPLETED, "events", params={"after": 3})).body)
+    assert tail == events[3:]
