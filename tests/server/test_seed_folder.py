@@ -22,8 +22,13 @@ def storage_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dr_config() -> dict[str, Any]:
-    # The seed's tasks carry no request: nothing may try to resume them at start-up.
-    return {"pipeline": "dr_testing.pipelines:stepped", "auto_resume": False}
+    # The seed's tasks carry no request: nothing may try to resume them at start-up. They
+    # finished long ago, so keep the expiry sweep from deleting them (as it rightly would).
+    return {
+        "pipeline": "dr_testing.pipelines:stepped",
+        "auto_resume": False,
+        "max_task_age_hours": 0,
+    }
 
 
 def parse(raw: bytes) -> list[tuple[int, str, Any]]:
