@@ -198,3 +198,17 @@ def test_event_data_is_compact_json() -> None:
     raw = encode_event(7, "output", {"text": "a\nb"})
     assert raw == b'id: 7\nevent: output\ndata: {"text":"a\\nb"}\n\n'
     assert json.loads(raw.split(b"data: ")[1]) == {"text": "a\nb"}
+
+
+async def test_dropped_one_shot_post_leaves_task_running_to_completion(
+    http: httpx.AsyncClient,
+) -> None:
+    body = {"query": "drop-post units=4 delay=0.1"}
+    async with aconnect_sse(http, "POST", "research", json=body) as source:
+        task_id = source.response.headers["x-task-id"]
+        async for sse in source.aiter_sse():
+            if sse.event == "output":
+                break  # the notebook tab closes mid-research
+    done = await wait_status_http(http, task_id, "completed")
+    assert done["attempts"] == 1
+    assert done["result"]["report"].count("[1]") == 4
