@@ -45,12 +45,22 @@ class ServerInfo:
 
 
 def _with_slash(url: str) -> str:
+    url = _dialable(url)
     return url if url.endswith("/") else url + "/"
 
 
 def _join(host: str, prefix: str) -> str:
     prefix = prefix.strip("/")
-    return host.rstrip("/") + "/" + (prefix + "/" if prefix else "")
+    return _with_slash(host.rstrip("/") + "/" + (prefix + "/" if prefix else ""))
+
+
+def _dialable(url: str) -> str:
+    # A bind address ("http://:8888/", "http://0.0.0.0:8888/") is reached through loopback.
+    parts = urlsplit(url)
+    if parts.hostname in (None, "", "0.0.0.0", "::"):
+        port = f":{parts.port}" if parts.port else ""
+        return parts._replace(netloc=f"127.0.0.1{port}").geturl()
+    return url
 
 
 def _from_runtime_file(path: Path) -> ServerInfo | None:

@@ -100,6 +100,14 @@ def test_jupyterhub_url_without_prefix_gets_the_prefix() -> None:
     assert discover_server(environ=env).url == "http://127.0.0.1:9003/user/ada/"
 
 
+@pytest.mark.parametrize(
+    "bind", ["http://:9003/user/ada/", "http://0.0.0.0:9003/user/ada/", "http://0.0.0.0:9003"]
+)
+def test_jupyterhub_bind_addresses_are_dialled_on_loopback(bind: str) -> None:
+    env = {**HUB_ENV, "JUPYTERHUB_SERVICE_URL": bind}
+    assert discover_server(environ=env).url == "http://127.0.0.1:9003/user/ada/"
+
+
 def test_jupyterhub_prefix_alone_means_the_default_local_port() -> None:
     env = {"JUPYTERHUB_SERVICE_PREFIX": "/user/ada/", "JUPYTERHUB_API_TOKEN": "t"}
     assert discover_server(environ=env).url == "http://127.0.0.1:8888/user/ada/"
