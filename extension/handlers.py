@@ -100,6 +100,14 @@ class DeepResearchHandler(APIHandler):
         if not isinstance(decoded, dict):
             raise BadRequest("Request body must be a JSON object with at least a `query`.")
         try:
+            # JSON may escape unpaired surrogates (\ud800), which are not text: nothing could
+            # store, log or send them, so they are refused here.
+            json.dumps(decoded, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise BadRequest(
+                "Request body contains invalid Unicode (an unpaired surrogate)."
+            ) from None
+        try:
             return ResearchRequest.model_validate_json(body)
         except ValidationError as error:
             raise BadRequest(validation_message(error)) from None
@@ -112,7 +120,7 @@ class DeepResearchHandler(APIHandler):
     def set_task_headers(self, state: TaskState) -> None:
         self.set_header("X-Task-ID", state.task_id)
         ai = state.request.get("ai", {})
-        self.set_header("X-Model-Name", ai.get("model") or ai.get("provider") or "")
+        self.set_header("X-Model-Name", _header_safe(ai.get("model") or ai.get("provider") or ""))
         self.set_header("Location", self.task_url(state.task_id))
 
     def task_url(self, task_id: str) -> str:
@@ -276,6 +284,12 @@ class OpenAPIHandler(DeepResearchHandler):
         from .openapi import openapi_document
 
         self.finish(openapi_document())
+
+
+def _header_safe(value: str) -> str:
+    """Printable ASCII for a header; other characters as backslash escapes."""
+    escaped = value.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in escaped)
 
 
 def route_table(prefix: str = "api/deepresearch") -> list[tuple[str, type[DeepResearchHandler]]]:

@@ -110,3 +110,18 @@ async def test_bad_resume_point_is_400(api: Any) -> None:
     response = await api("GET", "tasks", task_id, "events", headers={"Last-Event-ID": "-4"})
     assert response.code == 400
     assert "Last-Event-ID" in message(response)
+
+
+async def test_unpaired_surrogates_are_400(api: Any, storage_dir: Path) -> None:
+    raw = b'{"query": "x", "ai": {"model": "\\udaaa\\udc68x\\ud800"}}'
+    response = await api("POST", "research", body=raw)
+    assert response.code == 400
+    assert "Unicode" in message(response)
+    assert not list(storage_dir.iterdir())
+
+
+async def test_odd_model_names_make_a_safe_header(api: Any) -> None:
+    body = {"query": "header units=1", "ai": {"provider": "extractive", "model": "m\u00f0\nx"}}
+    response = await api("POST", "tasks", body=body)
+    assert response.code == 201
+    assert response.headers["X-Model-Name"] == "m\\xf0\\x0ax"
