@@ -105,6 +105,7 @@ class StreamResult:
         self.started_at = 0.0
         self.first_event_at: float | None = None
         self.ended_at = 0.0
+        self.reconnects = 0
 
     @property
     def time_to_first_event(self) -> float:
@@ -119,30 +120,60 @@ async def read_sse(
     stop_after: int | None = None,
     method: str = "GET",
     body: bytes = b"",
+    reconnects: int = 5,
 ) -> StreamResult:
-    """One HTTP/1.1 request on a raw asyncio stream; decode chunked SSE, check event ids.
+    """One SSE subscriber on raw asyncio streams: decode chunked SSE, check event ids.
 
-    Lean on purpose: a thousand of these run in one process beside the server under test.
+    Lean on purpose: a thousand of these run in one process beside the server under test. A
+    connection the peer resets is resumed as a browser would, with `Last-Event-ID`.
     """
     result = StreamResult()
     result.started_at = time.perf_counter()
+    for attempt in range(reconnects + 1):
+        extra = dict(headers or {})
+        if result.count:
+            extra["Last-Event-ID"] = str(result.last_id)
+        try:
+            done = await _read_sse_once(port, path, extra, result, stop_after, method, body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if attempt == reconnects:
+                raise
+            result.reconnects += 1
+            await asyncio.sleep(0.05 * (attempt + 1))
+            continue
+        if done:
+            break
+    result.ended_at = time.perf_counter()
+    return result
+
+
+async def _read_sse_once(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    result: StreamResult,
+    stop_after: int | None,
+    method: str,
+    body: bytes,
+) -> bool:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
     if body:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
     try:
         head = await reader.readuntil(b"\r\n\r\n")
-        result.status = int(head.split(b" ", 2)[1])
-        if result.status != 200 or b"transfer-encoding: chunked" not in head.lower():
-            result.ended_at = time.perf_counter()
-            return result
+        status = int(head.split(b" ", 2)[1])
+        if not result.status or status != 204:
+            result.status = status
+        if status != 200 or b"transfer-encoding: chunked" not in head.lower():
+            return True
         pending = b""
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:
-                break
+                return True
             pending += (await reader.readexactly(size + 2))[:-2]
             cut = pending.rfind(b"\n\n")
             if cut < 0:
@@ -162,9 +193,7 @@ async def read_sse(
                 result.last_id = value
             result.count += len(found)
             if stop_after is not None and result.last_id >= stop_after:
-                break
-        result.ended_at = time.perf_counter()
-        return result
+                return True
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError, OSError):

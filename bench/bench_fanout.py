@@ -54,6 +54,7 @@ async def one_round(server: BenchServer, subscribers: int, events: int, tag: str
         "seconds": wall,
         "delivered_per_s": delivered / wall,
         "slowest_subscriber_s": max(s.ended_at - s.started_at for s in seen),
+        "reconnects": sum(s.reconnects for s in seen),
     }
 
 
@@ -113,9 +114,11 @@ def main() -> None:
                 "delivered/s": results["delivered_per_s"][str(n)],
                 "vs 1 subscriber": results["ratio_vs_one_subscriber"][str(n)],
                 "slowest stream s": median([r["slowest_subscriber_s"] for r in runs]),
+                "reconnects": sum(r["reconnects"] for r in runs),
             }
         )
     cols = ["subscribers", "events each", "delivered/s", "vs 1 subscriber", "slowest stream s"]
+    cols.append("reconnects")
     print(table("3. fan-out: every subscriber got every event in order", rows, cols))
     write_results("fanout", results)
 
