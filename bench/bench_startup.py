@@ -44,10 +44,12 @@ async def prepare(folder: Path, tasks: int) -> None:
     await store.close()
 
 
-def measure(base: Path, folder: Path, name: str, profile: Path | None = None) -> dict[str, Any]:
+def measure(
+    base: Path, folder: Path, name: str, profile: Path | None = None, seconds: float = 14
+) -> dict[str, Any]:
     server = BenchServer(base / name, folder, settings=SCRIPTED)
     if profile is not None:
-        server.profile_to, server.profile_seconds = profile, 14
+        server.profile_to, server.profile_seconds = profile, seconds
     server.start()
     try:
         assert server.process is not None
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="py-spy one start with N tasks")
+    parser.add_argument("--profile-seconds", type=float, default=14, help="from the spawn on")
     args = parser.parse_args()
     runs: dict[str, list[dict[str, Any]]] = {"empty": [], "full": []}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
@@ -101,7 +104,7 @@ def main() -> None:
                 runs[kind].append(measure(base, folder, f"{kind}{i}"))
         if args.profile:
             out = RESULTS / "startup-profile.txt"
-            measure(base, full, "profiled", out)
+            measure(base, full, "profiled", out, args.profile_seconds)
     if args.profile:
         print_profile(out)
     assert all(r["listed"] == args.tasks for r in runs["full"])
