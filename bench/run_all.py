@@ -75,10 +75,12 @@ def summary_rows() -> list[tuple[str, str, str, str, str]]:
         for n, rate in d["delivered_per_s"].items():
             if n == "1":
                 continue
+            resets = sum(r.get("reconnects", 0) for r in d["rounds"][n])
+            resumed = f" ({resets} resets resumed via Last-Event-ID)" if resets else ""
             rows.append(
                 (
                     f"3. Fan-out, {n} subscribers x {d['events']:,} events, all in order",
-                    f"{rate:,.0f} delivered events/s",
+                    f"{rate:,.0f} delivered events/s{resumed}",
                     f"1 subscriber: {one:,.0f} events/s",
                     f"{d['ratio_vs_one_subscriber'][n]:.2f}",
                     "(no target)",
@@ -129,6 +131,25 @@ def summary_rows() -> list[tuple[str, str, str, str, str]]:
                 f"<= 1.2: {verdict(d['met'])}",
             )
         )
+        if "listening_s" in med["full"]:
+            rows.append(
+                (
+                    f"5. Until the port answers (jupyter's `GET /api`), {d['tasks']:,} vs 0 tasks",
+                    f"{med['full']['listening_s']:.2f} s",
+                    f"{med['empty']['listening_s']:.2f} s",
+                    f"{med['full']['listening_s'] / med['empty']['listening_s']:.2f}",
+                    "(context)",
+                )
+            )
+            rows.append(
+                (
+                    f"5. One `GET health` once ready, {d['tasks']:,} vs 0 tasks",
+                    f"{med['full']['health_s'] * 1e3:.0f} ms",
+                    f"{med['empty']['health_s'] * 1e3:.0f} ms",
+                    f"{med['full']['health_s'] / med['empty']['health_s']:.0f}",
+                    "(context)",
+                )
+            )
         rows.append(
             (
                 f"5. Resident memory when ready, {d['tasks']:,} vs 0 tasks",
