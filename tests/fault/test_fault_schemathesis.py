@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, assume, settings  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis import checks  # noqa: E402
 
 from dr_testing.servers import ServerProcess  # noqa: E402
@@ -38,15 +38,6 @@ def api_schema(live_server: ServerProcess) -> Any:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-def unsafe_model_header(body: Any) -> bool:
-    """True for a body whose `ai.model` tornado refuses as a header value."""
-    ai = body.get("ai") if isinstance(body, dict) else None
-    model = ai.get("model") if isinstance(ai, dict) else None
-    if not isinstance(model, str):
-        return False
-    return any((ord(c) < 0x20 and c != "\t") or ord(c) > 0xFF or c == "\x7f" for c in model)
-
-
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,
@@ -62,8 +53,6 @@ def test_api_conforms_to_its_openapi_document(case: Any, live_server: ServerProc
         # no schema can say that, so a schema-valid body may still get a 400 naming the field.
         checks.positive_data_acceptance,
     ]
-    # Known bug, pinned by the xfail test below: skip those bodies here so CI stays stable.
-    assume(not unsafe_model_header(case.body))
     if case.operation.path.endswith(("/events", "/research")):
         # The document gives the stream as one string; schemathesis validates each SSE event
         # against it. The events themselves are checked in tests/server/test_sse.py.
@@ -112,18 +101,12 @@ def test_document_and_server_agree_on_blank_fields(live_server: ServerProcess, b
     assert valid == (response.status_code in (200, 201)), (valid, response.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (schemathesis ST101): a model name tornado deems unsafe in a header (control "
-    "characters, characters outside Latin-1) makes handlers.set_task_headers' "
-    "`set_header('X-Model-Name', ...)` raise ValueError: 500 on POST tasks and POST research, "
-    "after the task was already created",
-)
 @pytest.mark.parametrize("model", ["gpt\nx", "\U000666cc-model", "模型"])
 @pytest.mark.parametrize("route", ["tasks", "research"])
 def test_any_model_name_is_served_without_a_server_error(
     live_server: ServerProcess, model: str, route: str
 ) -> None:
+    """Regression (schemathesis ST101): an unsafe header value in `ai.model` was a 500."""
     body = {"query": f"model header {model!r} {route} units=1", "ai": {"model": model}}
     with live_server.client() as client:
         response = client.post(route, json=body)
@@ -136,6 +119,4 @@ def test_live_server_stays_healthy(live_server: ServerProcess, tmp_path: Path) -
     with live_server.client() as client:
         assert client.get("health").status_code == 200
     log = live_server.log()
-    # Only the xfail'd model-header bug may leave a traceback (ValueError: Unsafe header value).
-    tracebacks = [t for t in log.split("Traceback")[1:] if "Unsafe header value" not in t[:3000]]
-    assert not tracebacks, "Traceback" + tracebacks[0][:3000]
+    assert "Traceback" not in log, log[log.find("Traceback") :][:3000]
