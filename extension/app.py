@@ -161,6 +161,7 @@ class DeepResearchApp(ExtensionApp):
             fingerprint_scope=self.fingerprint_scope,
             validate_request=validate_request,
             on_activity=self._report_activity,
+            lease_seconds=self.lease_seconds,
             log=self.log,
         )
         self.manager.auto_resume = self.auto_resume

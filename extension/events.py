@@ -4,6 +4,9 @@ An event a client has seen must keep its id forever, even if the server dies a m
 followers receive an event only once the store has it on disk. A group commit keeps that cheap:
 one flush covers every event appended while the previous flush ran, so latency is about one
 fsync and throughput does not depend on it.
+
+A task another server runs has no local appends to wake its followers: one watcher per such
+task waits on `store.wait_changed` (polling or a blocking read, by backend) while it is followed.
 """
 
 from __future__ import annotations
@@ -32,9 +35,13 @@ class EventHub:
         store: TaskStore,
         get_state: Callable[[str], Awaitable[TaskState]],
         log: logging.Logger | None = None,
+        is_local: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self._get_state = get_state
+        self._is_local = is_local or (lambda task_id: True)
+        self._followers: dict[str, int] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
         self.log = log or logging.getLogger(__name__)
         self._conditions: dict[str, asyncio.Condition] = {}
         self._recent: dict[str, deque[Event]] = {}
@@ -68,8 +75,31 @@ class EventHub:
             async with condition:
                 condition.notify_all()
 
+    def _watch(self, task_id: str, after: int) -> None:
+        """Make sure a watcher wakes this task's followers when another server writes it."""
+        if self._is_local(task_id):
+            return
+        watcher = self._watchers.get(task_id)
+        if watcher is None or watcher.done():
+            self._watchers[task_id] = asyncio.create_task(
+                self._watch_loop(task_id, after), name=f"deepresearch-tail-{task_id}"
+            )
+
+    async def _watch_loop(self, task_id: str, after: int) -> None:
+        seen = after
+        while self._followers.get(task_id) and not self._is_local(task_id):
+            try:
+                if not await self.store.wait_changed(task_id, seen, self.keepalive_seconds):
+                    continue
+                seen = (await self._get_state(task_id)).last_event_id
+            except DeepResearchError:
+                await asyncio.sleep(COMMIT_RETRY_SECONDS)  # deleted, or the store is down
+            await self.notify(task_id)
+
     async def close(self) -> None:
         """Give the committer a moment to finish, then stop it."""
+        for watcher in self._watchers.values():
+            watcher.cancel()
         if self._committer is not None:
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._committer), 5.0)
@@ -118,6 +148,18 @@ class EventHub:
         Yields None after `keepalive_seconds` without news so the caller can send a keepalive;
         stops when `closed` is set (the client went away).
         """
+        self._followers[task_id] = self._followers.get(task_id, 0) + 1
+        try:
+            async for event in self._follow(task_id, after, live=live, closed=closed):
+                yield event
+        finally:
+            self._followers[task_id] -= 1
+            if not self._followers[task_id]:
+                del self._followers[task_id]
+
+    async def _follow(
+        self, task_id: str, after: int, *, live: bool, closed: asyncio.Event | None
+    ) -> AsyncIterator[Event | None]:
         last = after
         condition = self._conditions.setdefault(task_id, asyncio.Condition())
         # Without `live`, send everything recorded when the request came (waiting the moment it
@@ -133,7 +175,7 @@ class EventHub:
                 pending = last < limit
                 finished = state.status.terminal and limit >= state.last_event_id
             if pending:
-                async for event in self._events_after(task_id, last):
+                async for event in self._events_after(task_id, last, limit):
                     if event.id > limit:
                         break
                     yield event
@@ -147,6 +189,7 @@ class EventHub:
                 # The newest events were being committed; a store that cannot write must not
                 # hang the request: what is durable has been sent.
                 return
+            self._watch(task_id, last)
             async with condition:
                 if self.durable_limit(await self._get_state(task_id)) > last:
                     continue
@@ -159,12 +202,15 @@ class EventHub:
             if closed is not None and closed.is_set():
                 return
 
-    async def _events_after(self, task_id: str, after: int) -> AsyncIterator[Event]:
+    async def _events_after(self, task_id: str, after: int, limit: int) -> AsyncIterator[Event]:
         recent = self._recent.get(task_id)
         if recent and recent[0].id <= after + 1:
             for event in list(recent):
                 if event.id > after:
                     yield event
-            return
+                    after = event.id
+            if after >= limit:
+                return
+        # Older than the window, or written by another server: from the store.
         async for event in self.store.events(task_id, after):
             yield event

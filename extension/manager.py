@@ -28,11 +28,13 @@ from .errors import (
 )
 from .events import EventHub
 from .fingerprint import is_task_id, task_id_for
+from .lease import LeaseKeeper
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
 from .research.context import JSONValue, ResearchPipeline
-from .store.base import Event, TaskState, TaskStore, utcnow
+from .store.base import Event, LeaseRequest, TaskState, TaskStore, utcnow
 
 STOP_GRACE_SECONDS = 5.0
+CONTROL_WAIT_SECONDS = 5.0  # how long a request waits for the server running the task to act
 
 RequestValidator = Callable[[ResearchRequest, Path], None]
 
@@ -44,7 +46,9 @@ class _Live:
     state: TaskState
     request: ResearchRequest  # resolved, secrets included: never persisted
     runner: asyncio.Task[None] | None = None
-    stop_reason: str | None = None  # "pause", "cancel", "shutdown", "discard"
+    # "pause", "cancel", "shutdown", "discard" (restart/delete here), "handoff" (another server
+    # asked for the task), "lost" (another server took the lease: write nothing more)
+    stop_reason: str | None = None
 
 
 class _RunContext:
@@ -100,6 +104,7 @@ class TaskManager:
         fingerprint_scope: str = "user",
         validate_request: RequestValidator | None = None,
         on_activity: Callable[[], None] | None = None,
+        lease_seconds: float = 30.0,
         log: logging.Logger | None = None,
     ) -> None:
         self.store = store
@@ -116,7 +121,15 @@ class TaskManager:
         self._live: dict[str, _Live] = {}
         self._queue: deque[str] = deque()
         self._id_locks: dict[str, asyncio.Lock] = {}
-        self.events = EventHub(store, self.get, self.log)
+        self.leases = LeaseKeeper(
+            store,
+            lease_seconds,
+            on_lost=self._lease_lost,
+            on_control=self._control,
+            on_tick=self.take_over,
+            log=self.log,
+        )
+        self.events = EventHub(store, self.get, self.log, is_local=self._owns)
         self._stopping = False
         self._started = False
         self._start_lock: asyncio.Lock | None = None
@@ -134,32 +147,62 @@ class TaskManager:
                 self._started = True
 
     async def _start(self, *, auto_resume: bool) -> None:
-        """Open the store and pick up tasks a previous server left running, queued or paused."""
+        """Open the store, pick up tasks whose runner is gone, then keep leases and take over."""
+        self.auto_resume = auto_resume
         await self.store.open()
+        await self._adopt_orphans(limit=None, why="after server start")
+        self.leases.start()
+
+    async def take_over(self) -> None:
+        """Resume tasks whose runner's lease lapsed (crashed or stopped), as capacity allows."""
+        if self._stopping:
+            return
+        room = self.max_concurrent_tasks - self.running_count - len(self._queue)
+        if room > 0:
+            await self._adopt_orphans(limit=room, why="whose runner stopped")
+
+    async def _adopt_orphans(self, *, limit: int | None, why: str) -> None:
         # The listing is cheap but may lag the event log (a crash between the two writes), so
-        # it only picks candidates; the decision is made on the fully loaded state.
+        # it only picks candidates; the decision is made on the state loaded under the lease.
+        # Only queued/running rows (and, with auto_resume, shutdown-paused ones) are looked at.
+        resume_paused = self.auto_resume
         candidates = [
             row
             for row in await self.store.summaries()
-            if row.status.active or row.status is Status.paused
+            if row.task_id not in self.leases.held
+            and (
+                row.status.active
+                or (resume_paused and row.status is Status.paused and row.paused_by == "shutdown")
+            )
         ]
         candidates.sort(key=lambda row: row.created_at)
+        taken = 0
         for row in candidates:
-            state = await self.store.load(row.task_id)
-            if state is None:
-                continue
-            interrupted = state.status.active
-            if auto_resume and (interrupted or state.paused_by == "shutdown"):
-                try:
-                    request = self._stored_request(state)
-                except BadRequest as error:
-                    self.log.error("Cannot resume task %s: %s", state.task_id, error.message)
+            if limit is not None and taken >= limit:
+                return
+            if await self.leases.holder(row.task_id) is not None:
+                continue  # another live server runs it: never touch it
+            async with self._lock(row.task_id):
+                state = await self._claim(row.task_id)
+                if state is None:
                     continue
-                self.log.info("Resuming task %s after server start", state.task_id)
-                await self._enqueue(state, request)
-            elif interrupted:
-                await self._set_status(state, Status.paused, reason="shutdown")
-                await self.store.save(state)
+                interrupted = state.status.active
+                if self.auto_resume and (interrupted or state.paused_by == "shutdown"):
+                    try:
+                        request = self._stored_request(state)
+                    except BadRequest as error:
+                        self.log.error("Cannot resume task %s: %s", state.task_id, error.message)
+                        await self._let_go(state.task_id)
+                        continue
+                    self.log.info("Resuming task %s %s", state.task_id, why)
+                    await self._enqueue(state, request)
+                    taken += 1
+                elif interrupted:
+                    await self._set_status(state, Status.paused, reason="shutdown")
+                    await self.store.save(state)
+                    await self._let_go(state.task_id)
+                else:
+                    await self._let_go(state.task_id)
 
     async def stop(self) -> None:
         """Pause running tasks cleanly (persisted), then flush and close the store."""
@@ -173,6 +216,10 @@ class TaskManager:
                 runners.append(live.runner)
         if runners:
             await asyncio.wait(runners, timeout=STOP_GRACE_SECONDS)
+        with contextlib.suppress(DeepResearchError):
+            await self.store.flush()
+        # Queued tasks stay queued on disk, lease-free: another server or a worker takes them.
+        await self.leases.stop()
         await self.events.close()
         with contextlib.suppress(DeepResearchError):
             await self.store.close()
@@ -212,36 +259,55 @@ class TaskManager:
             self._validate(request, self.root_dir)
         task_id = self.task_id_of(request, user)
         async with self._lock(task_id):
-            live = self._live.get(task_id)
-            state = live.state if live else await self.store.load(task_id)
+            state = await self._read(task_id)
             if state is None:
                 state = TaskState(task_id=task_id, request=public_request(request), owner=user)
-                if await self.store.create(state):
+                lease = LeaseRequest(self.leases.owner, self.leases.seconds)
+                if await self.store.create(state, lease=lease):
+                    self.leases.adopt(task_id)
                     self.log.info("Created task %s", task_id)
                     await self._enqueue(state, request, new_run=True)
                     return state, True
-                state = await self.store.load(task_id)
+                state = await self._read(task_id)
                 if state is None:
                     raise StoreUnavailable(f"Task {task_id} exists but cannot be read.")
             if request.restart:
-                await self._restart(state, request)
-            elif state.status.active:
+                return await self._restart(state, request), False
+            if state.status.active:
+                live = self._live.get(task_id)
                 if live is not None and request.ai.api_key and not live.request.ai.api_key:
                     live.request = request
                 self.log.info("Attached to task %s (%s)", task_id, state.status.value)
             elif state.status is Status.completed:
                 self.log.info("Returned completed task %s", task_id)
             else:
-                self.log.info("Resuming task %s from %s", task_id, state.status.value)
-                await self._enqueue(state, request)
+                return await self._resume_claimed(task_id, request), False
             return state, False
 
+    async def _resume_claimed(self, task_id: str, request: ResearchRequest | None) -> TaskState:
+        """Resume a stopped task under its lease; if another server got there first, attach."""
+        claimed = await self._claim(task_id)
+        if claimed is None:
+            state = await self._read(task_id)
+            if state is None:
+                raise TaskNotFound(task_id)
+            self.log.info("Task %s is resumed by another server; attached", task_id)
+            return state
+        if claimed.status is Status.completed:
+            await self._let_go(task_id)
+            return claimed
+        if request is None:
+            live = self._live.get(task_id)
+            request = live.request if live else self._stored_request(claimed)
+        self.log.info("Resuming task %s from %s", task_id, claimed.status.value)
+        await self._enqueue(claimed, request)
+        return claimed
+
     async def get(self, task_id: str, user: str | None = None) -> TaskState:
-        """The task's current state (live if running here, else from the store)."""
+        """The task's current state: the live one if this server runs it, else a cheap read."""
         if not is_task_id(task_id):
             raise BadRequest(f"Malformed task id {task_id!r}: expected 32 lower-case hex digits.")
-        live = self._live.get(task_id)
-        state = live.state if live else await self.store.load(task_id)
+        state = await self._read(task_id)
         if state is None or not self._visible(state, user):
             raise TaskNotFound(task_id)
         return state
@@ -253,35 +319,38 @@ class TaskManager:
         rows = [
             row
             for row in await self.store.summaries()
-            if (status is None or row.status is status)
-            and self._visible_owner(row.owner, user)
+            if (status is None or row.status is status) and self._visible_owner(row.owner, user)
         ]
         rows.sort(key=lambda row: row.created_at, reverse=True)
         states = []
         for row in rows[:limit] if limit is not None else rows:
-            live = self._live.get(row.task_id)
-            state = live.state if live else await self.store.load(row.task_id)
+            state = await self._read(row.task_id)
             if state is not None and (status is None or state.status is status):
                 states.append(state)
         return states
 
     async def pause(self, task_id: str, user: str | None = None) -> TaskState:
-        state = await self.get(task_id, user)
-        async with self._lock(task_id):
-            if not state.status.active:
-                raise Conflict(
-                    f"Task {task_id} is {state.status.value}; only queued or running "
-                    "tasks can be paused."
-                )
-            await self._stop_run(state, "pause", Status.paused)
-        return state
+        return await self._stop(task_id, user, "pause", Status.paused)
 
     async def cancel(self, task_id: str, user: str | None = None) -> TaskState:
+        return await self._stop(task_id, user, "cancel", Status.cancelled)
+
+    async def _stop(self, task_id: str, user: str | None, action: str, status: Status) -> TaskState:
         state = await self.get(task_id, user)
         async with self._lock(task_id):
-            if state.status.terminal:
-                raise Conflict(f"Task {task_id} is already {state.status.value}.")
-            await self._stop_run(state, "cancel", Status.cancelled)
+            if not _can_stop(state, action):
+                raise Conflict(_stop_conflict(state, action))
+            if task_id not in self.leases.held:
+                # Another server may run it: ask it, or act here if nobody holds the lease.
+                state = await self._on_holder(task_id, action)
+                if task_id not in self.leases.held:
+                    return state
+                if not _can_stop(state, action):  # it stopped meanwhile: nothing left to do
+                    await self._let_go(task_id)
+                    return state
+            await self._stop_run(state, action, status)
+            if not self._queued_or_running(task_id):
+                await self._let_go(task_id)
         return state
 
     async def resume(self, task_id: str, user: str | None = None) -> TaskState:
@@ -292,14 +361,15 @@ class TaskManager:
                     f"Task {task_id} is {state.status.value}; only paused, failed or "
                     "cancelled tasks can be resumed."
                 )
-            live = self._live.get(task_id)
-            request = live.request if live else self._stored_request(state)
-            await self._enqueue(state, request)
-        return state
+            return await self._resume_claimed(task_id, None)
 
     async def delete(self, task_id: str, user: str | None = None) -> None:
         state = await self.get(task_id, user)
         async with self._lock(task_id):
+            if task_id not in self.leases.held:
+                # The runner elsewhere lets go first; if it does not in time, its next lease
+                # renewal finds the task gone and it stops on its own.
+                await self._on_holder(task_id, "release")
             live = self._live.get(task_id)
             if live is not None:
                 await self._halt(live, "discard")
@@ -308,8 +378,109 @@ class TaskManager:
             self._live.pop(task_id, None)
             self.events.forget(task_id)
             await self.store.delete(task_id)
+            self.leases.held.discard(task_id)
             self.log.info("Deleted task %s", state.task_id)
         await self._notify(task_id)
+
+    async def _on_holder(self, task_id: str, action: str) -> TaskState:
+        """Have the lease holder elsewhere act, or claim the lease if it is free; the state after.
+
+        Returns once the holder acted, once this server holds the lease (free, lapsed, or let
+        go on request), or after `CONTROL_WAIT_SECONDS` with the state as it is.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONTROL_WAIT_SECONDS
+        asked = False
+        while True:
+            state = await self._read(task_id)
+            if state is None:
+                raise TaskNotFound(task_id)
+            if asked and (not _can_stop(state, action) or loop.time() > deadline):
+                return state
+            claimed = await self._claim(task_id)
+            if claimed is not None:
+                return claimed
+            if not asked:
+                await self.store.request_control(task_id, action)
+                asked = True
+            await asyncio.sleep(0.05)
+
+    async def _control(self, task_id: str, action: str) -> None:
+        """Act on a request another server left for a task this server holds."""
+        async with self._lock(task_id):
+            if task_id not in self.leases.held:
+                return
+            live = self._live.get(task_id)
+            if live is None:
+                await self._let_go(task_id)
+                return
+            self.log.info("Task %s: %s requested by another server", task_id, action)
+            if action == "release":
+                if _is_running(live):
+                    await self._halt(live, "handoff")
+                with contextlib.suppress(ValueError):
+                    self._queue.remove(task_id)
+                self._live.pop(task_id, None)
+            elif _can_stop(live.state, action):
+                status = Status.paused if action == "pause" else Status.cancelled
+                await self._stop_run(live.state, action, status)
+            if not self._queued_or_running(task_id):
+                await self._let_go(task_id)
+
+    async def _lease_lost(self, task_id: str) -> None:
+        """Another server took the task over: stop the local run without writing anything."""
+        live = self._live.pop(task_id, None)
+        with contextlib.suppress(ValueError):
+            self._queue.remove(task_id)
+        if live is not None and _is_running(live):
+            live.stop_reason = "lost"
+            assert live.runner is not None
+            live.runner.cancel()
+        self.store.detach(task_id)
+        self.events.forget(task_id)
+
+    async def _claim(self, task_id: str) -> TaskState | None:
+        """Take the task's lease and load its state under it; None if another server holds it."""
+        was_held = task_id in self.leases.held
+        if not await self.leases.acquire(task_id):
+            return None
+        try:
+            state = await self.store.load(task_id)
+        except BaseException:
+            if not was_held:
+                await self.leases.release(task_id)
+            raise
+        if state is None:
+            await self.leases.release(task_id)
+            return None
+        live = self._live.get(task_id)
+        if live is not None:
+            live.state = state
+        return state
+
+    async def _let_go(self, task_id: str) -> None:
+        """Release the lease once this server is done writing the task."""
+        if task_id not in self.leases.held:
+            return
+        with contextlib.suppress(DeepResearchError):
+            await self.store.flush()
+        await self.leases.release(task_id)
+        self.store.detach(task_id)
+        self.events.forget(task_id)
+
+    def _owns(self, task_id: str) -> bool:
+        return task_id in self.leases.held
+
+    def _queued_or_running(self, task_id: str) -> bool:
+        live = self._live.get(task_id)
+        return task_id in self._queue or (live is not None and _is_running(live))
+
+    async def _read(self, task_id: str) -> TaskState | None:
+        """The live state of a task this server holds, else a cheap read of the store."""
+        live = self._live.get(task_id)
+        if live is not None and task_id in self.leases.held:
+            return live.state
+        return await self.store.peek(task_id)
 
     async def retry_storage_paused(self) -> list[str]:
         """Resume tasks paused because the store failed, once it takes writes again."""
@@ -323,6 +494,9 @@ class TaskManager:
             async with self._lock(live.state.task_id):
                 if live.state.paused_by == "storage" and live.state.status is Status.paused:
                     try:
+                        if not await self.leases.acquire(live.state.task_id):
+                            self._live.pop(live.state.task_id, None)  # another server has it
+                            continue
                         # A real write of this task's files: the probe that matters.
                         await self.store.save(live.state, durable=True)
                         await self.events.recover()
@@ -379,6 +553,7 @@ class TaskManager:
             live = self._live[state.task_id] = _Live(state=state, request=request)
         else:
             live.request = request
+            live.state = state
         live.stop_reason = None
         if new_run or state.status is not Status.queued:
             await self._set_status(state, Status.queued)
@@ -448,6 +623,11 @@ class TaskManager:
             # for a later resume; completed ones no longer need it.
             if state.status is Status.completed and self._live.get(state.task_id) is live:
                 self._live.pop(state.task_id, None)
+            # The run is over: let another server take it, unless this one keeps driving it
+            # (restart or delete in progress here, a queued rerun, a storage retry) or lost it.
+            keep = live.stop_reason in ("discard", "lost") or state.status is Status.queued
+            if not keep and not (state.status is Status.paused and state.paused_by == "storage"):
+                await self._let_go(state.task_id)
             self._schedule()
 
     async def _after_cancel(self, live: _Live) -> None:
@@ -507,17 +687,24 @@ class TaskManager:
         runner.cancel()
         await asyncio.wait([runner], timeout=STOP_GRACE_SECONDS)
 
-    async def _restart(self, state: TaskState, request: ResearchRequest) -> None:
-        live = self._live.get(state.task_id)
+    async def _restart(self, state: TaskState, request: ResearchRequest) -> TaskState:
+        task_id = state.task_id
+        if task_id not in self.leases.held:
+            state = await self._on_holder(task_id, "release")
+            if task_id not in self.leases.held:
+                self.log.warning("Task %s: its runner did not let go; not restarted", task_id)
+                return state
+        live = self._live.get(task_id)
         if live is not None:
             await self._halt(live, "discard")
         with contextlib.suppress(ValueError):
-            self._queue.remove(state.task_id)
-        self._live.pop(state.task_id, None)
-        self.events.forget(state.task_id)
+            self._queue.remove(task_id)
+        self._live.pop(task_id, None)
+        self.events.forget(task_id)
         await self.store.reset_run(state)
-        self.log.info("Restarting task %s from scratch", state.task_id)
+        self.log.info("Restarting task %s from scratch", task_id)
         await self._enqueue(state, request, new_run=True)
+        return state
 
     async def _set_status(
         self,
@@ -573,6 +760,23 @@ class TaskManager:
 
     async def _notify(self, task_id: str) -> None:
         await self.events.notify(task_id)
+
+
+def _can_stop(state: TaskState, action: str) -> bool:
+    if action == "pause":
+        return state.status.active
+    if action == "cancel":
+        return not state.status.terminal
+    return True
+
+
+def _stop_conflict(state: TaskState, action: str) -> str:
+    if action == "pause":
+        return (
+            f"Task {state.task_id} is {state.status.value}; only queued or running "
+            "tasks can be paused."
+        )
+    return f"Task {state.task_id} is already {state.status.value}."
 
 
 def _is_running(live: _Live) -> bool:

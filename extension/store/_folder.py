@@ -49,13 +49,21 @@ def folder_lock(directory: Path) -> FileLock:
 
 
 def create_files(
-    directory: Path, paths: TaskPaths, header: bytes, snapshot: bytes
+    directory: Path,
+    paths: TaskPaths,
+    header: bytes,
+    snapshot: bytes,
+    lease: tuple[str, float] | None = None,
 ) -> journal.Tail | None:
-    """Write a new task's log and snapshot; None (nothing written) if the task exists."""
+    """Write a new task's log and snapshot (and lease); None (nothing written) if it exists."""
     with folder_lock(directory):
         if paths.snapshot.exists() or paths.log.exists():
             return None
         try:
+            if lease is not None:
+                # Under the same lock as the existence check: nobody can take the new task
+                # over before its creator runs it.
+                write_lease_record(directory, paths.snapshot.name[:-5], *lease)
             # Snapshot first: a listing in between sees a task without a log (the seed case,
             # read as is), never a log alone, which it would take for a damaged task.
             atomic_write(paths.snapshot, snapshot)
@@ -67,6 +75,12 @@ def create_files(
                     path.unlink()
             raise
         return tail
+
+
+def write_lease_record(directory: Path, task_id: str, owner: str, seconds: float) -> None:
+    from ._lease import write_lease  # _lease imports this module for the folder lock
+
+    write_lease(directory, task_id, owner, seconds)
 
 
 def remove_files(directory: Path, task_id: str) -> bool:

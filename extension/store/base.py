@@ -114,6 +114,17 @@ class TaskState:
 
 
 @dataclass(frozen=True)
+class LeaseRequest:
+    """Who takes a lease, and for how long without renewal."""
+
+    owner: str
+    seconds: float
+
+
+CONTROL_ACTIONS = ("pause", "cancel", "release")
+
+
+@dataclass(frozen=True)
 class TaskSummary:
     """A listing row: enough for `GET tasks` and start-up decisions without loading outputs."""
 
@@ -123,6 +134,7 @@ class TaskSummary:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    paused_by: str | None = None
 
 
 class TaskStore(abc.ABC):
@@ -139,12 +151,20 @@ class TaskStore(abc.ABC):
         """Flush everything pending durably and release resources."""
 
     @abc.abstractmethod
-    async def create(self, state: TaskState) -> bool:
-        """Persist a new task; False (nothing written) if the id exists, even in another process."""
+    async def create(self, state: TaskState, *, lease: LeaseRequest | None = None) -> bool:
+        """Persist a new task; False (nothing written) if the id exists, even in another process.
+
+        With `lease`, the creator also takes the task's lease in the same exclusive step, so no
+        other server can take a task over between its creation and its first run.
+        """
 
     @abc.abstractmethod
     async def load(self, task_id: str) -> TaskState | None:
         """The full state of a task (repairing damaged files from the log), or None if absent."""
+
+    async def peek(self, task_id: str) -> TaskState | None:
+        """The state without outputs or checkpoints, for reading only (never mutate it)."""
+        return await self.load(task_id)
 
     @abc.abstractmethod
     async def summaries(self) -> list[TaskSummary]:
@@ -188,6 +208,48 @@ class TaskStore(abc.ABC):
     @abc.abstractmethod
     async def expire(self, older_than: datetime) -> list[str]:
         """Delete terminal tasks that finished before `older_than`; return their ids."""
+
+    @abc.abstractmethod
+    def detach(self, task_id: str) -> None:
+        """Stop treating this process as the task's writer (its lease went to another server).
+
+        Unflushed events of the task are dropped: the new holder owns the log now.
+        """
+
+    # Leases: only the holder of a task's lease writes the task (events, snapshot, checkpoints).
+
+    @abc.abstractmethod
+    async def acquire_lease(self, task_id: str, owner: str, seconds: float) -> bool:
+        """Take the lease if it is free, lapsed or already `owner`'s (then renew it)."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, task_ids: list[str], owner: str, seconds: float) -> set[str]:
+        """Extend `owner`'s leases on `task_ids`; the ids it still holds (the others are lost)."""
+
+    @abc.abstractmethod
+    async def release_lease(self, task_id: str, owner: str) -> None:
+        """Give the lease up if `owner` holds it."""
+
+    @abc.abstractmethod
+    async def lease_holder(self, task_id: str) -> str | None:
+        """The owner of the task's live lease, or None if it is free or lapsed."""
+
+    # Control requests: how a server asks the lease holder to pause, cancel or let go.
+
+    @abc.abstractmethod
+    async def request_control(self, task_id: str, action: str) -> None:
+        """Leave `action` ("pause", "cancel", "release") for the task's lease holder."""
+
+    @abc.abstractmethod
+    async def take_controls(self, task_ids: list[str]) -> dict[str, str]:
+        """Pending actions for these tasks, removed as they are read."""
+
+    @abc.abstractmethod
+    async def wait_changed(self, task_id: str, after: int, timeout: float) -> bool:
+        """True once the task may have events past `after` (or changed); False after `timeout`.
+
+        Lets a follower on one server tail a task another server writes.
+        """
 
     async def health(self) -> dict[str, Any]:
         """Backend-specific facts for `GET health` (kind, location)."""

@@ -23,12 +23,26 @@ from ..errors import StoreUnavailable
 from ..models import Status
 from . import _folder as folder
 from . import _journal as journal
+from . import _lease as leases
 from ._atomic import atomic_write, remove_stale_temps, storage_error
+from ._heads import Head, NeedsFullLoad, load_head
 from ._recovery import Signature, load_task, quarantine, signature
-from .base import EVENT_TYPES, Event, TaskState, TaskStore, TaskSummary, utcnow
+from .base import (
+    CONTROL_ACTIONS,
+    EVENT_TYPES,
+    Event,
+    LeaseRequest,
+    TaskState,
+    TaskStore,
+    TaskSummary,
+    utcnow,
+)
 from .seed_format import encode_snapshot, snapshot_parts, summary_of, synthesize_events
 
 _READ_BUDGET = 256 * 1024  # bytes of log read per worker-thread hop while streaming events
+_FIRST_READ = 16 * 1024  # the first hop is small: the first event comes fast and costs little
+_HEADS = 1024  # cached heads (small: no outputs) of tasks read but not written here
+TAIL_POLL_SECONDS = 0.2  # how often a follower of another server's task looks for news
 _T = TypeVar("_T")
 
 
@@ -63,6 +77,7 @@ class FileTaskStore(TaskStore):
         self.cache_size = cache_size
         self._entries: dict[str, _Entry] = {}
         self._cache: OrderedDict[str, tuple[TaskState, Signature]] = OrderedDict()
+        self._heads: OrderedDict[str, Head] = OrderedDict()
         self._flusher: asyncio.Task[None] | None = None
         self._failure: StoreUnavailable | None = None  # set while the last write failed
         self._warned: str | None = None
@@ -144,12 +159,13 @@ class FileTaskStore(TaskStore):
 
     # Writing
 
-    async def create(self, state: TaskState) -> bool:
+    async def create(self, state: TaskState, *, lease: LeaseRequest | None = None) -> bool:
         """Write a new task's log and snapshot; False if it exists (checked under a file lock)."""
         paths = self._paths(state.task_id)
         header = journal.header_line(state, state.run_first_event_id)
         snapshot = encode_snapshot(*snapshot_parts(state, utcnow()))
-        tail = await self._io(folder.create_files, self.directory, paths, header, snapshot)
+        taken = (lease.owner, lease.seconds) if lease else None
+        tail = await self._io(folder.create_files, self.directory, paths, header, snapshot, taken)
         if tail is None:
             return False
         entry = self._entry(state)
@@ -292,6 +308,31 @@ class FileTaskStore(TaskStore):
         self._remember(state, sig)
         return state
 
+    async def peek(self, task_id: str) -> TaskState | None:
+        """Status, progress and result without outputs: two snapshot lines plus the log's news."""
+        paths = self._paths(task_id)
+        entry = self._entries.get(task_id)
+        if entry is not None:
+            return entry.state
+        cached = self._cache.get(task_id)
+        if cached is not None and signature(paths.snapshot, paths.log) == cached[1]:
+            return cached[0]
+        try:
+            head = await self._io(
+                load_head, self.directory, task_id, self._heads.get(task_id), writes=False
+            )
+        except NeedsFullLoad:
+            self._heads.pop(task_id, None)
+            return await self.load(task_id)
+        if head is None:
+            self._heads.pop(task_id, None)
+            return None
+        self._heads[task_id] = head
+        self._heads.move_to_end(task_id)
+        while len(self._heads) > _HEADS:
+            self._heads.popitem(last=False)
+        return head.state
+
     async def summaries(self) -> list[TaskSummary]:
         """One row per task from each snapshot's first line (seed files are read whole)."""
         rows, others = await self._io(folder.scan, self.directory, set(self._entries), writes=False)
@@ -318,13 +359,14 @@ class FileTaskStore(TaskStore):
         run_first, offset = located
         entry = self._entries.get(task_id)
         known = entry.state.last_event_id if entry else 0  # appended here before this call
-        last, stalls = after, 0
+        last, stalls, budget = after, 0, _FIRST_READ
         while True:
             before, at_end = last, False
             while not at_end:
                 batch, offset, at_end = await self._io(
-                    journal.read_events, paths.log, offset, last, _READ_BUDGET, writes=False
+                    journal.read_events, paths.log, offset, last, budget, writes=False
                 )
+                budget = min(_READ_BUDGET, budget * 4)
                 for event in batch:
                     yield event
                     last = event.id
@@ -355,10 +397,11 @@ class FileTaskStore(TaskStore):
     # Removal and upkeep
 
     async def delete(self, task_id: str) -> bool:
-        """Remove the task's snapshot, log, index and quarantined copies."""
+        """Remove the task's snapshot, log, index, lease, control and quarantined copies."""
         self._paths(task_id)
         entry = self._entries.pop(task_id, None)
         self._cache.pop(task_id, None)
+        self._heads.pop(task_id, None)
         if entry is None:
             return await self._io(folder.remove_files, self.directory, task_id)
         entry.pending.clear()
@@ -379,6 +422,63 @@ class FileTaskStore(TaskStore):
             if state.finished_at < older_than and await self.delete(row.task_id):
                 removed.append(row.task_id)
         return removed
+
+    def detach(self, task_id: str) -> None:
+        """Forget the writer state of a task whose lease another server now holds."""
+        entry = self._entries.pop(task_id, None)
+        if entry is not None:
+            entry.pending.clear()
+        self._cache.pop(task_id, None)
+        self._heads.pop(task_id, None)
+
+    # Leases, control requests, tailing
+
+    async def acquire_lease(self, task_id: str, owner: str, seconds: float) -> bool:
+        """Take the lease under the folder lock if it is free, lapsed or ours."""
+        self._paths(task_id)
+        return await self._io(leases.acquire, self.directory, task_id, owner, seconds)
+
+    async def renew_leases(self, task_ids: list[str], owner: str, seconds: float) -> set[str]:
+        """Extend our leases in one pass under the folder lock; the ids still held."""
+        return await self._io(leases.renew, self.directory, list(task_ids), owner, seconds)
+
+    async def release_lease(self, task_id: str, owner: str) -> None:
+        """Remove our lease file."""
+        self._paths(task_id)
+        await self._io(leases.release, self.directory, task_id, owner)
+
+    async def lease_holder(self, task_id: str) -> str | None:
+        """The owner named by a lease file that has not lapsed."""
+        self._paths(task_id)
+        return await self._io(leases.holder, self.directory, task_id, writes=False)
+
+    async def request_control(self, task_id: str, action: str) -> None:
+        """Write `{id}.control` for the holder's control loop."""
+        if action not in CONTROL_ACTIONS:
+            raise ValueError(f"unknown control action {action!r}")
+        self._paths(task_id)
+        await self._io(leases.request, self.directory, task_id, action)
+
+    async def take_controls(self, task_ids: list[str]) -> dict[str, str]:
+        """Take pending control files of these tasks (one rename each, no lock)."""
+        return await self._io(leases.take, self.directory, list(task_ids))
+
+    async def wait_changed(self, task_id: str, after: int, timeout: float) -> bool:
+        """Poll the index and snapshot (a `stat` each) until they change or `timeout` passes."""
+        paths = self._paths(task_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        durable = await self._io(leases.durable_last_id, paths.idx, writes=False)
+        if durable is not None and durable[1] > after:
+            return True
+        marker = leases.change_marker(paths.idx, paths.snapshot)
+        # A stat of two files every TAIL_POLL_SECONDS per tailed task keeps idle CPU near zero;
+        # inotify would not see writes other NFS clients make, polling does.
+        while loop.time() < deadline:
+            await asyncio.sleep(min(TAIL_POLL_SECONDS, max(0.0, deadline - loop.time())))
+            if leases.change_marker(paths.idx, paths.snapshot) != marker:
+                return True
+        return False
 
     async def health(self) -> dict[str, Any]:
         """Kind, folder, task counts by status, buffered events and the last disk error."""

@@ -1,8 +1,10 @@
 """The `{taskId}.json` snapshot: the seed's format plus our fields, its JSON schema and codec.
 
-A snapshot is one JSON object written on two lines: the first holds small fields only (so a
-listing reads a few hundred bytes per task), the second the seed's `progress`/`outputs` and the
-rest. Files written by the seed's own app (one line or pretty-printed, no `version`) load too.
+A snapshot is one JSON object written on three lines: the first holds small fields only (so a
+listing reads a few hundred bytes per task), the second the seed's `progress` and the rest of
+what `TaskInfo` shows, the third the bulky `checkpoints` and `outputs` (so reading a task's
+status never parses its history). Files written by the seed's own app (one line or
+pretty-printed, no `version`) and our earlier two-line files load too.
 """
 
 from __future__ import annotations
@@ -170,12 +172,18 @@ def snapshot_parts(state: TaskState, now: datetime) -> tuple[dict[str, Any], dic
     return head, body
 
 
+_BULKY = ("checkpoints", "outputs")
+
+
 def encode_snapshot(head: dict[str, Any], body: dict[str, Any]) -> bytes:
-    """One JSON object on two lines; the first line ends with the comma after the head."""
+    """One JSON object on three lines: head, the rest of `TaskInfo`, then the bulky fields."""
     compact = {"separators": (",", ":"), "ensure_ascii": False}
+    middle = {k: v for k, v in body.items() if k not in _BULKY}
+    bulky = {k: body[k] for k in _BULKY if k in body}
     first = json.dumps(head, **compact)  # type: ignore[arg-type]
-    second = json.dumps(body, **compact)  # type: ignore[arg-type]
-    return (first[:-1] + ",\n" + second[1:]).encode()
+    second = json.dumps(middle, **compact)  # type: ignore[arg-type]
+    third = json.dumps(bulky, **compact)  # type: ignore[arg-type]
+    return (first[:-1] + ",\n" + second[1:-1] + ",\n" + third[1:]).encode()
 
 
 def decode_snapshot(data: bytes, task_id: str) -> tuple[TaskState, bool]:
@@ -292,9 +300,48 @@ def read_summary(head: bytes, task_id: str) -> TaskSummary | None:
             created_at=parse_iso(fields["createdAt"]),
             updated_at=parse_iso(fields["updatedAt"]),
             finished_at=parse_iso(finished) if finished else None,
+            paused_by=fields.get("pausedBy"),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def decode_head(first: bytes, second: bytes, task_id: str) -> TaskState | None:
+    """A state without outputs or checkpoints from a snapshot's first two lines.
+
+    None if the lines are not our three-line form (the caller then loads the whole file).
+    """
+    if not (first.endswith(b",\n") and second.endswith(b",\n")):
+        return None
+    try:
+        head = json.loads(first[:-2] + b"}")
+        body = json.loads(b"{" + second[:-2] + b"}")
+        if head.get("version") != SNAPSHOT_VERSION or head.get("taskId") != task_id:
+            return None
+        progress = body["progress"]
+        finished = head.get("finishedAt")
+        state = TaskState(
+            task_id=task_id,
+            request=dict(body["request"]),
+            owner=head.get("owner"),
+            status=Status(head["status"]),
+            step=str(progress["step"]),
+            percentage=int(progress["percentage"]),
+            message=str(body.get("message", "")),
+            messages=[str(m) for m in progress["messages"]],
+            created_at=parse_iso(head["createdAt"]),
+            updated_at=parse_iso(head["updatedAt"]),
+            finished_at=parse_iso(finished) if finished else None,
+            attempts=int(head["attempts"]),
+            last_event_id=int(head["lastEventId"]),
+            run_first_event_id=int(head["runFirstEventId"]),
+            result=body.get("result"),
+            error=body.get("error"),
+            paused_by=head.get("pausedBy"),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return state
 
 
 def summary_of(state: TaskState) -> TaskSummary:
@@ -306,4 +353,5 @@ def summary_of(state: TaskState) -> TaskSummary:
         created_at=state.created_at,
         updated_at=state.updated_at,
         finished_at=state.finished_at,
+        paused_by=state.paused_by,
     )

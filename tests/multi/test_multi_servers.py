@@ -1,0 +1,185 @@
+"""Several real servers on one `files` folder: one runner per task, takeover, live tailing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import LEASE_SECONDS, Cluster
+
+from dr_testing.cluster import Tail, all_events, log_of, wait_for
+from dr_testing.servers import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+
+def running_transitions(storage: Path, task_id: str) -> int:
+    return sum(
+        1
+        for record in log_of(storage, task_id)
+        if record["k"] == "e" and record["t"] == "status" and record["d"]["status"] == "running"
+    )
+
+
+def expected_report(query: str, units: int) -> str:
+    lines = [f"Unit {n} of {query!r} done." for n in range(units)]
+    return "# Report\n\n" + "\n".join(f"- {line} [1]" for line in lines)
+
+
+async def race(servers: list[ServerProcess], queries: list[str]) -> list[list[int]]:
+    """POST every query to every server at once; the status codes per query."""
+    clients = [
+        httpx.AsyncClient(base_url=s.url, headers={"Authorization": f"token {s.token}"}, timeout=60)
+        for s in servers
+    ]
+    try:
+        calls = [
+            client.post("tasks", json={"query": query}) for query in queries for client in clients
+        ]
+        responses = await asyncio.gather(*calls)
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    codes = [r.status_code for r in responses]
+    n = len(clients)
+    return [codes[i * n : (i + 1) * n] for i in range(len(queries))]
+
+
+def test_hundred_create_races_give_one_task_one_runner_each(
+    cluster: Cluster, shared_storage: Path
+) -> None:
+    servers = cluster(3, max_concurrent_tasks=8)
+    queries = [f"race {i} units=2 delay=0.02" for i in range(100)]
+    codes = asyncio.run(race(servers, queries))
+    for query, per_query in zip(queries, codes, strict=True):
+        assert sorted(per_query) == [200, 200, 201], (query, per_query)
+    with servers[0].client() as client:
+        ids = [row["task_id"] for row in client.get("tasks").json()["tasks"]]
+        assert len(ids) == 100
+        for task_id in ids:
+            info = wait_for(client, task_id, "completed", timeout=60)
+            assert info["attempts"] == 1, info
+            assert running_transitions(shared_storage, task_id) == 1, task_id
+
+
+def test_sigkill_runner_another_server_resumes_with_continuous_ids(
+    cluster: Cluster, shared_storage: Path, tmp_path: Path
+) -> None:
+    query = "takeover units=8 delay=0.3"
+    runner, other = cluster(2)
+    with runner.client() as client:
+        task_id = client.post("tasks", json={"query": query}).json()["task_id"]
+    tail = Tail(other, task_id)  # a follower on the server that does not run the task
+    tail.start()
+    tail.wait_until(lambda events: sum(kind == "output" for _, kind, _, _ in events) >= 3)
+    runner.kill()
+    killed = time.monotonic()
+    # The other server takes over: a second `running` transition, then completion.
+    tail.wait_until(
+        lambda events: (
+            sum(
+                1 for _, kind, data, _ in events if kind == "status" and data["status"] == "running"
+            )
+            >= 2
+        ),
+        timeout=LEASE_SECONDS + 10,
+    )
+    resumed_at = next(
+        t
+        for _, kind, data, t in reversed(tail.events)
+        if kind == "status" and data["status"] == "running"
+    )
+    takeover = resumed_at - killed
+    tail.join(60)
+    assert not tail.is_alive() and tail.error is None
+    with other.client() as client:
+        done = wait_for(client, task_id, "completed")
+        stored = all_events(client, task_id)
+    assert takeover < LEASE_SECONDS + 5, takeover
+    print(f"takeover after SIGKILL: {takeover:.2f}s")
+    assert done["attempts"] == 2
+    assert done["result"]["report"] == expected_report(query, 8)
+    streamed = [(event_id, kind, data) for event_id, kind, data, _ in tail.events]
+    assert streamed == stored  # the live tail saw exactly the stored events, in order
+    ids = [event_id for event_id, _, _ in stored]
+    assert ids == list(range(1, len(ids) + 1))
+    outputs = [data["text"] for _, kind, data in stored if kind == "output"]
+    assert outputs == [f"Unit {n} of {query!r} done." for n in range(8)]
+    assert "Resuming task" in other.log()
+
+
+def test_live_tail_from_a_server_that_does_not_run_the_task(cluster: Cluster) -> None:
+    runner, other = cluster(2)
+    with runner.client() as client:
+        task_id = client.post("tasks", json={"query": "tail units=12 delay=0.25"}).json()["task_id"]
+    local, remote = Tail(runner, task_id), Tail(other, task_id)
+    local.start()
+    remote.start()
+    local.join(60)
+    remote.join(60)
+    assert local.error is None and remote.error is None
+    here = {event_id: t for event_id, _, _, t in local.events}
+    there = {event_id: t for event_id, _, _, t in remote.events}
+    assert [e[:3] for e in local.events] == [e[:3] for e in remote.events]
+    lags = sorted(there[i] - here[i] for i in here)
+    median, worst = lags[len(lags) // 2], lags[-1]
+    print(f"live-tail lag behind the runner's own stream: median {median:.3f}s, max {worst:.3f}s")
+    assert worst < 1.0, lags
+
+
+def test_startup_of_a_second_server_never_touches_a_running_task(
+    cluster: Cluster, shared_storage: Path
+) -> None:
+    (runner,) = cluster(1)
+    with runner.client() as client:
+        task_id = client.post("tasks", json={"query": "busy units=40 delay=0.3"}).json()["task_id"]
+        wait_for(client, task_id, "running")
+    # Ones that would resume it and one that would pause it, had its lease lapsed.
+    late = cluster(3, each=[{"auto_resume": True}, {"auto_resume": True}, {"auto_resume": False}])
+    time.sleep(LEASE_SECONDS)  # a few takeover rounds of the late servers
+    with late[-1].client() as client:
+        assert client.get(f"tasks/{task_id}").json()["status"] == "running"
+        done = wait_for(client, task_id, "completed")
+    assert done["attempts"] == 1
+    assert running_transitions(shared_storage, task_id) == 1
+    statuses = [
+        r["d"]["status"]
+        for r in log_of(shared_storage, task_id)
+        if r["k"] == "e" and r["t"] == "status"
+    ]
+    assert statuses == ["queued", "running", "completed"]
+    for server in late:
+        assert task_id not in server.log()
+
+
+def test_pause_cancel_and_delete_from_a_server_that_does_not_run_the_task(
+    cluster: Cluster, shared_storage: Path
+) -> None:
+    runner, other = cluster(2)
+    with runner.client() as a, other.client() as b:
+        task_id = a.post("tasks", json={"query": "remote units=20 delay=0.2"}).json()["task_id"]
+        wait_for(b, task_id, "running")
+        started = time.monotonic()
+        paused = b.post(f"tasks/{task_id}/pause").json()
+        assert paused["status"] == "paused", paused
+        assert time.monotonic() - started < 2.0
+        assert a.get(f"tasks/{task_id}").json()["status"] == "paused"
+        # Resumed on B: B runs it now, and A (no longer the runner) cancels it through B.
+        assert b.post(f"tasks/{task_id}/resume").json()["status"] in ("queued", "running")
+        wait_for(a, task_id, "running")
+        cancelled = a.post(f"tasks/{task_id}/cancel").json()
+        assert cancelled["status"] == "cancelled", cancelled
+        assert a.post(f"tasks/{task_id}/cancel").status_code == 409
+        info = b.get(f"tasks/{task_id}").json()
+        assert info["attempts"] == 2 and info["status"] == "cancelled"
+        ids = [event_id for event_id, _, _ in all_events(b, task_id)]
+        assert ids == list(range(1, len(ids) + 1))
+
+        other_id = b.post("tasks", json={"query": "doomed units=20 delay=0.2"}).json()["task_id"]
+        wait_for(a, other_id, "running")
+        assert a.delete(f"tasks/{other_id}").status_code == 204
+        assert b.get(f"tasks/{other_id}").status_code == 404
+        time.sleep(LEASE_SECONDS)  # the old runner wrote nothing after it let go
+        assert not list(shared_storage.glob(f"{other_id}.*"))
