@@ -1,0 +1,101 @@
+"""`jupyter deepresearch worker`: run queued tasks from the store without a notebook server.
+
+On a JupyterHub whose idle culler stops user servers, a worker (a Hub service, a sidecar, a
+cron'd container) keeps research going: it takes every task whose lease lapsed (queued, running
+on a server that died, paused by a server's shutdown), runs up to `max_concurrent_tasks` at
+once, and on SIGTERM pauses its runs as a server does, leaving them for whoever starts next.
+It reads the server's own configuration (`jupyter_server_config.*`, section `DeepResearchApp`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from jupyter_core.application import JupyterApp
+from traitlets import Unicode
+
+from .app import DeepResearchApp
+from .manager import TaskManager
+
+USAGE = "usage: jupyter deepresearch worker [--storage-dir=DIR] [--store=files|redis] ..."
+
+
+class WorkerApp(JupyterApp):  # type: ignore[misc]
+    """Runs deep-research tasks from the store until SIGTERM."""
+
+    name = "jupyter-deepresearch-worker"
+    description = __doc__
+    # The server's configuration file, so one `DeepResearchApp` section configures both.
+    config_file_name = Unicode("jupyter_server_config", config=True)
+    root_dir = Unicode(
+        "", config=True, help="Folder that `search.sources` resolve against (default: cwd)."
+    )
+    classes: ClassVar[list[Any]] = [DeepResearchApp]
+    aliases: ClassVar[dict[str, Any]] = {
+        "storage-dir": "DeepResearchApp.storage_dir",
+        "store": "DeepResearchApp.store",
+        "redis-url": "DeepResearchApp.redis_url",
+        "max-concurrent": "DeepResearchApp.max_concurrent_tasks",
+        "lease-seconds": "DeepResearchApp.lease_seconds",
+        "flush-interval": "DeepResearchApp.flush_interval",
+        "pipeline": "DeepResearchApp.pipeline",
+        "root-dir": "WorkerApp.root_dir",
+    }
+    flags: ClassVar[dict[str, Any]] = {}
+
+    def start(self) -> None:
+        settings = DeepResearchApp(config=self.config, log=self.log)
+        root = Path(self.root_dir or ".").expanduser().resolve()
+        asyncio.run(self._serve(settings, root))
+
+    async def _serve(self, settings: DeepResearchApp, root: Path) -> None:
+        from .research import validate_request
+
+        manager = TaskManager(
+            settings.make_store(),
+            settings.load_pipeline(),
+            root_dir=root,
+            cache_dir=settings.resolved_cache_dir(),
+            max_concurrent_tasks=settings.max_concurrent_tasks,
+            default_ai=settings.default_ai,
+            default_search=settings.default_search,
+            fingerprint_scope=settings.fingerprint_scope,
+            validate_request=validate_request,
+            lease_seconds=settings.lease_seconds,
+            log=self.log,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        # Always resume: running tasks whose server is gone is the worker's whole job.
+        await manager.ensure_started(auto_resume=True)
+        self.log.info(
+            "deepresearch worker: %s store, up to %d concurrent tasks, lease %.0fs",
+            settings.store,
+            settings.max_concurrent_tasks,
+            manager.leases.seconds,
+        )
+        await stop.wait()
+        self.log.info("deepresearch worker: stopping, pausing running tasks")
+        await manager.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `jupyter-deepresearch` command (`jupyter deepresearch <sub>`)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE + "\n\nsubcommands:\n  worker   run queued tasks from the store until SIGTERM")
+        return
+    if args[0] != "worker":
+        print(f"unknown subcommand {args[0]!r}\n{USAGE}", file=sys.stderr)
+        raise SystemExit(2)
+    WorkerApp.launch_instance(args[1:])
+
+
+if __name__ == "__main__":
+    main()
