@@ -13,7 +13,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from jupyter_core.application import JupyterApp
 from traitlets import Unicode
@@ -24,7 +24,7 @@ from .manager import TaskManager
 USAGE = "usage: jupyter deepresearch worker [--storage-dir=DIR] [--store=files|redis] ..."
 
 
-class WorkerApp(JupyterApp):  # type: ignore[misc]
+class WorkerApp(JupyterApp):
     """Runs deep-research tasks from the store until SIGTERM."""
 
     name = "jupyter-deepresearch-worker"
@@ -34,8 +34,8 @@ class WorkerApp(JupyterApp):  # type: ignore[misc]
     root_dir = Unicode(
         "", config=True, help="Folder that `search.sources` resolve against (default: cwd)."
     )
-    classes: ClassVar[list[Any]] = [DeepResearchApp]
-    aliases: ClassVar[dict[str, Any]] = {
+    classes = [DeepResearchApp]  # noqa: RUF012 (traitlets reads these class attributes)
+    aliases = {  # noqa: RUF012
         "storage-dir": "DeepResearchApp.storage_dir",
         "store": "DeepResearchApp.store",
         "redis-url": "DeepResearchApp.redis_url",
@@ -45,7 +45,7 @@ class WorkerApp(JupyterApp):  # type: ignore[misc]
         "pipeline": "DeepResearchApp.pipeline",
         "root-dir": "WorkerApp.root_dir",
     }
-    flags: ClassVar[dict[str, Any]] = {}
+    flags: dict[str, Any] = {}  # noqa: RUF012
 
     def start(self) -> None:
         settings = DeepResearchApp(config=self.config, log=self.log)
