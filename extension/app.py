@@ -43,7 +43,10 @@ class DeepResearchApp(ExtensionApp):
     )
     store = Enum(["files", "redis"], "files", config=True, help="Task store backend.")
     redis_url = Unicode(
-        "redis://127.0.0.1:6379/0", config=True, help="Redis URL for the `redis` store."
+        "redis://127.0.0.1:6379/0",
+        config=True,
+        help="Redis URL for the `redis` store; `?prefix=name:` sets the key prefix "
+        "(default `deepresearch:`).",
     )
     max_concurrent_tasks = Integer(
         2, config=True, help="Tasks run at once by this server; the rest wait as `queued`."
@@ -131,7 +134,9 @@ class DeepResearchApp(ExtensionApp):
 
     def make_store(self) -> TaskStore:
         if self.store == "redis":
-            raise TraitError("The redis store is not available in this version; use 'files'.")
+            from .store.redis import RedisTaskStore
+
+            return RedisTaskStore(self.redis_url, flush_interval=self.flush_interval, log=self.log)
         from .store.files import FileTaskStore
 
         return FileTaskStore(
@@ -182,10 +187,11 @@ class DeepResearchApp(ExtensionApp):
             asyncio.create_task(self._expiry_loop(), name="deepresearch-expiry"),
             asyncio.create_task(self._maintenance_loop(), name="deepresearch-maintenance"),
         ]
+        where = self.redis_url.split("@")[-1] if self.store == "redis" else self.storage_dir
         self.log.info(
             "deepresearch: %s store at %s, up to %d concurrent tasks",
             self.store,
-            self.resolved_storage_dir(),
+            where or self.resolved_storage_dir(),
             self.max_concurrent_tasks,
         )
 

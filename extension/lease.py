@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Awaitable, Callable
 
 from .errors import DeepResearchError
+from .store._lease import owner_id
 from .store.base import TaskStore
 
 CONTROL_POLL_SECONDS = 0.25  # pause/cancel from another server act within about this
 
 
 def new_owner_id() -> str:
-    """A name for this process's leases: host and pid for people, a nonce for uniqueness."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A name for this manager's leases: host and pid for people, a nonce for uniqueness."""
+    return owner_id(uuid.uuid4().hex[:8])
 
 
 class LeaseKeeper:
@@ -48,6 +47,7 @@ class LeaseKeeper:
         self._on_tick = on_tick
         self.log = log or logging.getLogger(__name__)
         self._loop_task: asyncio.Task[None] | None = None
+        self._warned: str | None = None
 
     @property
     def renew_every(self) -> float:
@@ -96,7 +96,14 @@ class LeaseKeeper:
             return
         kept = await self.store.renew_leases(held, self.owner, self.seconds)
         for task_id in held:
-            if task_id not in kept and task_id in self.held:
+            if task_id in kept or task_id not in self.held:
+                continue
+            # Lapsed while the store was unreachable, but nobody took it: nobody else wrote
+            # either (only holders write), so taking it back is safe.
+            if await self.store.acquire_lease(task_id, self.owner, self.seconds):
+                self.log.warning("Lease of task %s lapsed and was taken back", task_id)
+                continue
+            if task_id in self.held:
                 self.held.discard(task_id)
                 self.log.warning("Lost the lease of task %s to another server", task_id)
                 await self._on_lost(task_id)
@@ -117,8 +124,12 @@ class LeaseKeeper:
                 if now >= next_tick:
                     next_tick = now + self.renew_every
                     await self._on_tick()
+                self._warned = None
             except DeepResearchError as error:
-                self.log.warning("deepresearch: lease upkeep failed, retrying: %s", error)
+                # Once per distinct problem: an outage must not flood the log 4 times a second.
+                if error.message != self._warned:
+                    self.log.warning("deepresearch: lease upkeep failed, retrying: %s", error)
+                self._warned = error.message
             except Exception:  # the loop must outlive surprises; it retries next round
                 self.log.exception("deepresearch: lease upkeep failed")
             await asyncio.sleep(min(CONTROL_POLL_SECONDS, self.renew_every))

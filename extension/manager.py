@@ -11,13 +11,13 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from ._sharing import Live, SharedStoreMixin, can_stop, is_running, stop_conflict
 from .errors import (
     BadRequest,
     Conflict,
@@ -34,27 +34,14 @@ from .research.context import JSONValue, ResearchPipeline
 from .store.base import Event, LeaseRequest, TaskState, TaskStore, utcnow
 
 STOP_GRACE_SECONDS = 5.0
-CONTROL_WAIT_SECONDS = 5.0  # how long a request waits for the server running the task to act
 
 RequestValidator = Callable[[ResearchRequest, Path], None]
-
-
-@dataclass
-class _Live:
-    """In-memory companion of a task this server is running or has queued."""
-
-    state: TaskState
-    request: ResearchRequest  # resolved, secrets included: never persisted
-    runner: asyncio.Task[None] | None = None
-    # "pause", "cancel", "shutdown", "discard" (restart/delete here), "handoff" (another server
-    # asked for the task), "lost" (another server took the lease: write nothing more)
-    stop_reason: str | None = None
 
 
 class _RunContext:
     """The `ResearchContext` one run of the pipeline sees."""
 
-    def __init__(self, manager: TaskManager, live: _Live) -> None:
+    def __init__(self, manager: TaskManager, live: Live) -> None:
         self._manager = manager
         self._live = live
 
@@ -88,7 +75,7 @@ class _RunContext:
         await self._manager.store.save_checkpoint(self._live.state, key, value)
 
 
-class TaskManager:
+class TaskManager(SharedStoreMixin):
     """Creates, schedules, runs and controls research tasks on top of a `TaskStore`."""
 
     def __init__(
@@ -118,7 +105,7 @@ class TaskManager:
         self._validate = validate_request
         self._on_activity = on_activity or (lambda: None)
         self.log = log or logging.getLogger(__name__)
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, Live] = {}
         self._queue: deque[str] = deque()
         self._id_locks: dict[str, asyncio.Lock] = {}
         self.leases = LeaseKeeper(
@@ -153,57 +140,6 @@ class TaskManager:
         await self._adopt_orphans(limit=None, why="after server start")
         self.leases.start()
 
-    async def take_over(self) -> None:
-        """Resume tasks whose runner's lease lapsed (crashed or stopped), as capacity allows."""
-        if self._stopping:
-            return
-        room = self.max_concurrent_tasks - self.running_count - len(self._queue)
-        if room > 0:
-            await self._adopt_orphans(limit=room, why="whose runner stopped")
-
-    async def _adopt_orphans(self, *, limit: int | None, why: str) -> None:
-        # The listing is cheap but may lag the event log (a crash between the two writes), so
-        # it only picks candidates; the decision is made on the state loaded under the lease.
-        # Only queued/running rows (and, with auto_resume, shutdown-paused ones) are looked at.
-        resume_paused = self.auto_resume
-        candidates = [
-            row
-            for row in await self.store.summaries()
-            if row.task_id not in self.leases.held
-            and (
-                row.status.active
-                or (resume_paused and row.status is Status.paused and row.paused_by == "shutdown")
-            )
-        ]
-        candidates.sort(key=lambda row: row.created_at)
-        taken = 0
-        for row in candidates:
-            if limit is not None and taken >= limit:
-                return
-            if await self.leases.holder(row.task_id) is not None:
-                continue  # another live server runs it: never touch it
-            async with self._lock(row.task_id):
-                state = await self._claim(row.task_id)
-                if state is None:
-                    continue
-                interrupted = state.status.active
-                if self.auto_resume and (interrupted or state.paused_by == "shutdown"):
-                    try:
-                        request = self._stored_request(state)
-                    except BadRequest as error:
-                        self.log.error("Cannot resume task %s: %s", state.task_id, error.message)
-                        await self._let_go(state.task_id)
-                        continue
-                    self.log.info("Resuming task %s %s", state.task_id, why)
-                    await self._enqueue(state, request)
-                    taken += 1
-                elif interrupted:
-                    await self._set_status(state, Status.paused, reason="shutdown")
-                    await self.store.save(state)
-                    await self._let_go(state.task_id)
-                else:
-                    await self._let_go(state.task_id)
-
     async def stop(self) -> None:
         """Pause running tasks cleanly (persisted), then flush and close the store."""
         self._stopping = True
@@ -226,7 +162,7 @@ class TaskManager:
 
     @property
     def running_count(self) -> int:
-        return sum(1 for live in self._live.values() if _is_running(live))
+        return sum(1 for live in self._live.values() if is_running(live))
 
     # ----------------------------------------------------------------- requests
 
@@ -284,25 +220,6 @@ class TaskManager:
                 return await self._resume_claimed(task_id, request), False
             return state, False
 
-    async def _resume_claimed(self, task_id: str, request: ResearchRequest | None) -> TaskState:
-        """Resume a stopped task under its lease; if another server got there first, attach."""
-        claimed = await self._claim(task_id)
-        if claimed is None:
-            state = await self._read(task_id)
-            if state is None:
-                raise TaskNotFound(task_id)
-            self.log.info("Task %s is resumed by another server; attached", task_id)
-            return state
-        if claimed.status is Status.completed:
-            await self._let_go(task_id)
-            return claimed
-        if request is None:
-            live = self._live.get(task_id)
-            request = live.request if live else self._stored_request(claimed)
-        self.log.info("Resuming task %s from %s", task_id, claimed.status.value)
-        await self._enqueue(claimed, request)
-        return claimed
-
     async def get(self, task_id: str, user: str | None = None) -> TaskState:
         """The task's current state: the live one if this server runs it, else a cheap read."""
         if not is_task_id(task_id):
@@ -338,14 +255,14 @@ class TaskManager:
     async def _stop(self, task_id: str, user: str | None, action: str, status: Status) -> TaskState:
         state = await self.get(task_id, user)
         async with self._lock(task_id):
-            if not _can_stop(state, action):
-                raise Conflict(_stop_conflict(state, action))
+            if not can_stop(state, action):
+                raise Conflict(stop_conflict(state, action))
             if task_id not in self.leases.held:
                 # Another server may run it: ask it, or act here if nobody holds the lease.
                 state = await self._on_holder(task_id, action)
                 if task_id not in self.leases.held:
                     return state
-                if not _can_stop(state, action):  # it stopped meanwhile: nothing left to do
+                if not can_stop(state, action):  # it stopped meanwhile: nothing left to do
                     await self._let_go(task_id)
                     return state
             await self._stop_run(state, action, status)
@@ -381,106 +298,6 @@ class TaskManager:
             self.leases.held.discard(task_id)
             self.log.info("Deleted task %s", state.task_id)
         await self._notify(task_id)
-
-    async def _on_holder(self, task_id: str, action: str) -> TaskState:
-        """Have the lease holder elsewhere act, or claim the lease if it is free; the state after.
-
-        Returns once the holder acted, once this server holds the lease (free, lapsed, or let
-        go on request), or after `CONTROL_WAIT_SECONDS` with the state as it is.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CONTROL_WAIT_SECONDS
-        asked = False
-        while True:
-            state = await self._read(task_id)
-            if state is None:
-                raise TaskNotFound(task_id)
-            if asked and (not _can_stop(state, action) or loop.time() > deadline):
-                return state
-            claimed = await self._claim(task_id)
-            if claimed is not None:
-                return claimed
-            if not asked:
-                await self.store.request_control(task_id, action)
-                asked = True
-            await asyncio.sleep(0.05)
-
-    async def _control(self, task_id: str, action: str) -> None:
-        """Act on a request another server left for a task this server holds."""
-        async with self._lock(task_id):
-            if task_id not in self.leases.held:
-                return
-            live = self._live.get(task_id)
-            if live is None:
-                await self._let_go(task_id)
-                return
-            self.log.info("Task %s: %s requested by another server", task_id, action)
-            if action == "release":
-                if _is_running(live):
-                    await self._halt(live, "handoff")
-                with contextlib.suppress(ValueError):
-                    self._queue.remove(task_id)
-                self._live.pop(task_id, None)
-            elif _can_stop(live.state, action):
-                status = Status.paused if action == "pause" else Status.cancelled
-                await self._stop_run(live.state, action, status)
-            if not self._queued_or_running(task_id):
-                await self._let_go(task_id)
-
-    async def _lease_lost(self, task_id: str) -> None:
-        """Another server took the task over: stop the local run without writing anything."""
-        live = self._live.pop(task_id, None)
-        with contextlib.suppress(ValueError):
-            self._queue.remove(task_id)
-        if live is not None and _is_running(live):
-            live.stop_reason = "lost"
-            assert live.runner is not None
-            live.runner.cancel()
-        self.store.detach(task_id)
-        self.events.forget(task_id)
-
-    async def _claim(self, task_id: str) -> TaskState | None:
-        """Take the task's lease and load its state under it; None if another server holds it."""
-        was_held = task_id in self.leases.held
-        if not await self.leases.acquire(task_id):
-            return None
-        try:
-            state = await self.store.load(task_id)
-        except BaseException:
-            if not was_held:
-                await self.leases.release(task_id)
-            raise
-        if state is None:
-            await self.leases.release(task_id)
-            return None
-        live = self._live.get(task_id)
-        if live is not None:
-            live.state = state
-        return state
-
-    async def _let_go(self, task_id: str) -> None:
-        """Release the lease once this server is done writing the task."""
-        if task_id not in self.leases.held:
-            return
-        with contextlib.suppress(DeepResearchError):
-            await self.store.flush()
-        await self.leases.release(task_id)
-        self.store.detach(task_id)
-        self.events.forget(task_id)
-
-    def _owns(self, task_id: str) -> bool:
-        return task_id in self.leases.held
-
-    def _queued_or_running(self, task_id: str) -> bool:
-        live = self._live.get(task_id)
-        return task_id in self._queue or (live is not None and _is_running(live))
-
-    async def _read(self, task_id: str) -> TaskState | None:
-        """The live state of a task this server holds, else a cheap read of the store."""
-        live = self._live.get(task_id)
-        if live is not None and task_id in self.leases.held:
-            return live.state
-        return await self.store.peek(task_id)
 
     async def retry_storage_paused(self) -> list[str]:
         """Resume tasks paused because the store failed, once it takes writes again."""
@@ -550,7 +367,7 @@ class TaskManager:
     ) -> None:
         live = self._live.get(state.task_id)
         if live is None:
-            live = self._live[state.task_id] = _Live(state=state, request=request)
+            live = self._live[state.task_id] = Live(state=state, request=request)
         else:
             live.request = request
             live.state = state
@@ -571,13 +388,13 @@ class TaskManager:
             if self.running_count >= self.max_concurrent_tasks:
                 return
             live = self._live.get(self._queue.popleft())
-            if live is None or live.state.status is not Status.queued or _is_running(live):
+            if live is None or live.state.status is not Status.queued or is_running(live):
                 continue
             live.runner = asyncio.create_task(
                 self._run(live), name=f"deepresearch-{live.state.task_id}"
             )
 
-    async def _run(self, live: _Live) -> None:
+    async def _run(self, live: Live) -> None:
         state = live.state
         try:
             state.attempts += 1
@@ -630,7 +447,7 @@ class TaskManager:
                 await self._let_go(state.task_id)
             self._schedule()
 
-    async def _after_cancel(self, live: _Live) -> None:
+    async def _after_cancel(self, live: Live) -> None:
         reason = live.stop_reason
         state = live.state
         if reason in ("pause", "shutdown"):
@@ -670,7 +487,7 @@ class TaskManager:
 
     async def _stop_run(self, state: TaskState, reason: str, status: Status) -> None:
         live = self._live.get(state.task_id)
-        if live is not None and _is_running(live):
+        if live is not None and is_running(live):
             await self._halt(live, reason)
             return
         with contextlib.suppress(ValueError):
@@ -678,7 +495,7 @@ class TaskManager:
         await self._set_status(state, status, reason="user" if status is Status.paused else None)
         await self.store.save(state)
 
-    async def _halt(self, live: _Live, reason: str) -> None:
+    async def _halt(self, live: Live, reason: str) -> None:
         """Cancel a run in progress and wait until its final status is recorded."""
         runner = live.runner
         if runner is None or runner.done():
@@ -727,7 +544,7 @@ class TaskManager:
             await self.events.published(state, event, keep_recent=False)
 
     async def _emit(
-        self, live: _Live, type: str, data: dict[str, Any], *, from_pipeline: bool = False
+        self, live: Live, type: str, data: dict[str, Any], *, from_pipeline: bool = False
     ) -> None:
         if from_pipeline and self.events.failure is not None:
             # Events cannot reach the disk: stop the research here (it pauses and is retried)
@@ -760,27 +577,6 @@ class TaskManager:
 
     async def _notify(self, task_id: str) -> None:
         await self.events.notify(task_id)
-
-
-def _can_stop(state: TaskState, action: str) -> bool:
-    if action == "pause":
-        return state.status.active
-    if action == "cancel":
-        return not state.status.terminal
-    return True
-
-
-def _stop_conflict(state: TaskState, action: str) -> str:
-    if action == "pause":
-        return (
-            f"Task {state.task_id} is {state.status.value}; only queued or running "
-            "tasks can be paused."
-        )
-    return f"Task {state.task_id} is already {state.status.value}."
-
-
-def _is_running(live: _Live) -> bool:
-    return live.runner is not None and not live.runner.done()
 
 
 def _merge(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -60,16 +60,31 @@ def write_lease(directory: Path, task_id: str, owner: str, seconds: float) -> No
     _replace(lease_path(directory, task_id), {"owner": owner, "expires": time.time() + seconds})
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        return ""  # not Linux: the shortcut below is off
+
+
+def owner_id(nonce: str) -> str:
+    """A lease owner name: `host:pid:nonce:pid-namespace` (people read host and pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{nonce}:{_pid_namespace()}"
+
+
 def owner_gone(owner: str) -> bool:
-    """Whether a lease owner (`host:pid:nonce`) is a process of this host that no longer runs.
+    """Whether a lease owner is a process of this host and pid namespace that no longer runs.
 
     Lets a server restarted after a crash take its own tasks back at once instead of waiting for
-    the lease to lapse. Only ever says "gone" for certain: other hosts, and a pid that was reused,
-    count as alive (the lease then lapses as usual).
+    the lease to lapse. Only ever says "gone" for certain: other hosts, other pid namespaces
+    (containers sharing a host name), and a pid that was reused count as alive, and the lease
+    then lapses as usual.
     """
-    host, _, rest = owner.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    parts = owner.split(":")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    host, pid_text, _, namespace = parts
+    if host != socket.gethostname() or not namespace or namespace != _pid_namespace():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

@@ -335,13 +335,16 @@ class FileTaskStore(TaskStore):
 
     async def summaries(self) -> list[TaskSummary]:
         """One row per task from each snapshot's first line (seed files are read whole)."""
-        rows, others = await self._io(folder.scan, self.directory, set(self._entries), writes=False)
-        for task_id in others:  # seed format, damaged, or a log alone
-            state = await self.load(task_id)
-            if state is not None:
-                rows[task_id] = summary_of(state)
+        writing = set(self._entries)
+        rows, others = await self._io(folder.scan, self.directory, writing, writes=False)
         for task_id, entry in self._entries.items():
             rows[task_id] = summary_of(entry.state)
+        # Tasks this store stopped writing while the scan ran were skipped by it: read them now.
+        others += [task_id for task_id in writing if task_id not in rows]
+        for task_id in others:  # seed format, damaged, a log alone, or just let go
+            state = await self.peek(task_id)
+            if state is not None:
+                rows[task_id] = summary_of(state)
         return list(rows.values())
 
     async def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,16 @@ import httpx
 from httpx_sse import connect_sse
 
 from dr_testing.servers import ServerProcess
+
+LEASE_SECONDS = 2.0  # short, so takeover tests take seconds
+SETTINGS = {
+    "pipeline": "dr_testing.pipelines:stepped",
+    "flush_interval": 0.05,
+    "lease_seconds": LEASE_SECONDS,
+}
+
+
+Cluster = Callable[..., list[ServerProcess]]
 
 
 def start_all(servers: list[ServerProcess]) -> list[ServerProcess]:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dr_testing.cluster import start_all, stop_all
+from dr_testing.cluster import SETTINGS, Cluster, start_all, stop_all
+from dr_testing.redis_server import INSTALL_HINT, RedisProcess, redis_binary
 from dr_testing.servers import ServerProcess
-
-LEASE_SECONDS = 2.0
-SETTINGS = {
-    "pipeline": "dr_testing.pipelines:stepped",
-    "flush_interval": 0.05,
-    "lease_seconds": LEASE_SECONDS,
-}
-
-Cluster = Callable[..., list[ServerProcess]]
 
 
 @pytest.fixture
@@ -28,8 +21,27 @@ def shared_storage(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the session, stopped at teardown."""
+    if redis_binary() is None:
+        pytest.skip(INSTALL_HINT)
+    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture
-def cluster(tmp_path: Path, shared_storage: Path) -> Iterator[Cluster]:
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Store settings: `files` (the shared folder) unless a test parametrizes `redis`."""
+    if getattr(request, "param", "files") == "files":
+        return {}
+    url = request.getfixturevalue("redis_url")
+    return {"store": "redis", "redis_url": f"{url}?prefix=t{uuid.uuid4().hex[:8]}:"}
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, shared_storage: Path, backend: dict[str, Any]) -> Iterator[Cluster]:
     """`cluster(3, max_concurrent_tasks=8)` -> servers started in parallel on the shared folder.
 
     `each=[{...}, ...]` gives per-server settings on top of the common ones.
@@ -43,7 +55,7 @@ def cluster(tmp_path: Path, shared_storage: Path) -> Iterator[Cluster]:
             ServerProcess(
                 tmp_path / f"s{len(started) + i}",
                 shared_storage,
-                settings={**SETTINGS, **settings, **(each[i] if each else {})},
+                settings={**SETTINGS, **backend, **settings, **(each[i] if each else {})},
                 name=f"s{len(started) + i}",
             )
             for i in range(count)

@@ -8,20 +8,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import LEASE_SECONDS, Cluster
 
-from dr_testing.cluster import Tail, all_events, log_of, wait_for
+from dr_testing.cluster import LEASE_SECONDS, Cluster, Tail, all_events, log_of, wait_for
 from dr_testing.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 
-def running_transitions(storage: Path, task_id: str) -> int:
+def running_transitions(client: httpx.Client, task_id: str) -> int:
     return sum(
         1
-        for record in log_of(storage, task_id)
-        if record["k"] == "e" and record["t"] == "status" and record["d"]["status"] == "running"
+        for _, kind, data in all_events(client, task_id)
+        if kind == "status" and data["status"] == "running"
     )
+
+
+BOTH = pytest.mark.parametrize("backend", ["files", "redis"], indirect=True)
 
 
 def expected_report(query: str, units: int) -> str:
@@ -47,9 +49,8 @@ async def race(servers: list[ServerProcess], queries: list[str]) -> list[list[in
     return [codes[i * n : (i + 1) * n] for i in range(len(queries))]
 
 
-def test_hundred_create_races_give_one_task_one_runner_each(
-    cluster: Cluster, shared_storage: Path
-) -> None:
+@BOTH
+def test_hundred_create_races_give_one_task_one_runner_each(cluster: Cluster) -> None:
     servers = cluster(3, max_concurrent_tasks=8)
     queries = [f"race {i} units=2 delay=0.02" for i in range(100)]
     codes = asyncio.run(race(servers, queries))
@@ -61,12 +62,11 @@ def test_hundred_create_races_give_one_task_one_runner_each(
         for task_id in ids:
             info = wait_for(client, task_id, "completed", timeout=60)
             assert info["attempts"] == 1, info
-            assert running_transitions(shared_storage, task_id) == 1, task_id
+            assert running_transitions(client, task_id) == 1, task_id
 
 
-def test_sigkill_runner_another_server_resumes_with_continuous_ids(
-    cluster: Cluster, shared_storage: Path, tmp_path: Path
-) -> None:
+@BOTH
+def test_sigkill_runner_another_server_resumes_with_continuous_ids(cluster: Cluster) -> None:
     query = "takeover units=8 delay=0.3"
     runner, other = cluster(2)
     with runner.client() as client:
@@ -110,6 +110,7 @@ def test_sigkill_runner_another_server_resumes_with_continuous_ids(
     assert "Resuming task" in other.log()
 
 
+@BOTH
 def test_live_tail_from_a_server_that_does_not_run_the_task(cluster: Cluster) -> None:
     runner, other = cluster(2)
     with runner.client() as client:
@@ -142,8 +143,8 @@ def test_startup_of_a_second_server_never_touches_a_running_task(
     with late[-1].client() as client:
         assert client.get(f"tasks/{task_id}").json()["status"] == "running"
         done = wait_for(client, task_id, "completed")
+        assert running_transitions(client, task_id) == 1
     assert done["attempts"] == 1
-    assert running_transitions(shared_storage, task_id) == 1
     statuses = [
         r["d"]["status"]
         for r in log_of(shared_storage, task_id)

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LEASE_SECONDS, SETTINGS
 
-from dr_testing.cluster import wait_for
+from dr_testing.cluster import LEASE_SECONDS, SETTINGS, wait_for
 from dr_testing.servers import ServerProcess
 from dr_testing.worker import WorkerProcess
 from jupyter_deepresearch.extension.models import Status

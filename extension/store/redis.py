@@ -1,0 +1,487 @@
+"""The `redis` backend: task state in hashes, events in streams, leases with expiry.
+
+Keys (prefix from the URL's `?prefix=`, default `deepresearch:`), all in `Keys`:
+  {p}tasks           sorted set: task ids scored by creation time (the listing)
+  {p}task:{id}       hash: the `TaskInfo` fields, JSON-encoded (no outputs)
+  {p}events:{id}     stream of the current run: entry id `N-1` is SSE id N, fields t (type), d
+  {p}ckpt:{id}       hash: checkpoints of the current run
+  {p}lease:{id}      string: the lease holder, with a PX expiry (SET NX PX, Lua renew/release)
+  {p}control:{id}    string: a pending control action for the holder
+Appends are buffered and written by `flush` in one pipeline (XADDs plus the head's HSET), so
+the cost of an event does not grow with the task. Durability is whatever the Redis server is
+configured for (`appendonly yes` + `appendfsync everysec` matches `flush_interval=1`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any, TypeVar
+
+from ..errors import StoreUnavailable
+from ..models import Status
+from ._lease import owner_gone
+from ._redis_keys import (
+    ACQUIRE_SCRIPT,
+    CREATE_SCRIPT,
+    FLUSH_SCRIPT,
+    RELEASE_SCRIPT,
+    RENEW_SCRIPT,
+    Keys,
+    RedisSettings,
+)
+from .base import (
+    CONTROL_ACTIONS,
+    EVENT_TYPES,
+    Event,
+    LeaseRequest,
+    TaskState,
+    TaskStore,
+    TaskSummary,
+)
+from .seed_format import iso, parse_iso
+
+_T = TypeVar("_T")
+_BATCH = 1000  # stream entries per XRANGE round trip
+_POOL_SIZE = 32  # connections for ordinary commands (pipelines keep the count low)
+_TAIL_POOL_SIZE = 1024  # blocking reads: one per task followed from another server
+
+
+def _head(state: TaskState) -> dict[str, str]:
+    """The task hash's fields: JSON values, so types survive the round trip."""
+    fields: dict[str, Any] = {
+        "taskId": state.task_id,
+        "request": state.request,
+        "owner": state.owner,
+        "status": state.status.value,
+        "step": state.step,
+        "percentage": state.percentage,
+        "message": state.message,
+        "messages": state.messages,
+        "createdAt": iso(state.created_at),
+        "updatedAt": iso(state.updated_at),
+        "finishedAt": iso(state.finished_at) if state.finished_at else None,
+        "attempts": state.attempts,
+        "lastEventId": state.last_event_id,
+        "runFirstEventId": state.run_first_event_id,
+        "result": state.result,
+        "error": state.error,
+        "pausedBy": state.paused_by,
+    }
+    return {key: json.dumps(value, ensure_ascii=False) for key, value in fields.items()}
+
+
+def _state(task_id: str, raw: dict[bytes, bytes]) -> TaskState:
+    f = {k.decode(): json.loads(v) for k, v in raw.items()}
+    return TaskState(
+        task_id=task_id,
+        request=f["request"],
+        owner=f.get("owner"),
+        status=Status(f["status"]),
+        step=f.get("step", ""),
+        percentage=int(f.get("percentage", 0)),
+        message=f.get("message", ""),
+        messages=list(f.get("messages", [])),
+        created_at=parse_iso(f["createdAt"]),
+        updated_at=parse_iso(f["updatedAt"]),
+        finished_at=parse_iso(f["finishedAt"]) if f.get("finishedAt") else None,
+        attempts=int(f.get("attempts", 0)),
+        last_event_id=int(f.get("lastEventId", 0)),
+        run_first_event_id=int(f.get("runFirstEventId", 1)),
+        result=f.get("result"),
+        error=f.get("error"),
+        paused_by=f.get("pausedBy"),
+    )
+
+
+def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
+    return Event(int(entry_id.split(b"-", 1)[0]), fields[b"t"].decode(), json.loads(fields[b"d"]))
+
+
+class _Writer:
+    """Bookkeeping of a task this store writes: the live state and unflushed events."""
+
+    def __init__(self, state: TaskState) -> None:
+        self.state = state
+        self.pending: list[Event] = []
+        self.dirty = False
+
+
+class RedisTaskStore(TaskStore):
+    """Tasks in Redis; any number of servers and workers may share one database."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        flush_interval: float = 1.0,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.settings = RedisSettings.from_url(url)
+        self.keys = Keys(self.settings.prefix)
+        self.flush_interval = flush_interval
+        self.log = log or logging.getLogger(__name__)
+        self._client: Any = None
+        self._tail_client: Any = None
+        self._writers: dict[str, _Writer] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._failure: StoreUnavailable | None = None
+
+    # Plumbing
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._connect(_POOL_SIZE, socket_timeout=5)
+        return self._client
+
+    @property
+    def tail_client(self) -> Any:
+        """Connections for `XREAD BLOCK` only, so tailing never starves other commands."""
+        if self._tail_client is None:
+            self._tail_client = self._connect(_TAIL_POOL_SIZE, socket_timeout=None)
+        return self._tail_client
+
+    def _connect(self, size: int, socket_timeout: float | None) -> Any:
+        import redis.asyncio as aioredis  # the `redis` extra; only needed for this backend
+
+        # A burst of requests waits for a free connection instead of failing; short connect
+        # timeouts turn a Redis that went away into a quick 503, not a hang.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.settings.url,
+            max_connections=size,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=socket_timeout,
+        )
+        return aioredis.Redis(connection_pool=pool)
+
+    async def _call(self, fn: Callable[[], Awaitable[_T]], *, writes: bool = True) -> _T:
+        """Run Redis commands; connection trouble becomes `StoreUnavailable`."""
+        from redis.exceptions import RedisError
+
+        try:
+            result = await fn()
+        except RedisError as exc:
+            error = StoreUnavailable(f"Redis at {self.settings.display()} is unavailable ({exc})")
+            if writes:
+                self._failure = error
+            raise error from exc
+        if writes:
+            self._failure = None
+        return result
+
+    def _writer(self, state: TaskState) -> _Writer:
+        writer = self._writers.get(state.task_id)
+        if writer is None:
+            writer = self._writers[state.task_id] = _Writer(state)
+        writer.state = state
+        return writer
+
+    # Lifecycle
+
+    async def open(self) -> None:
+        """Check the connection and start the background flusher."""
+        await self._call(lambda: self.client.ping(), writes=False)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="deepresearch-flush")
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        try:
+            await self.flush()
+        finally:
+            for client in (self._client, self._tail_client):
+                if client is not None:
+                    await client.aclose()
+                    await client.connection_pool.disconnect()
+            self._client = self._tail_client = None
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            with contextlib.suppress(StoreUnavailable):
+                await self.flush()
+
+    # Writing
+
+    async def create(self, state: TaskState, *, lease: LeaseRequest | None = None) -> bool:
+        head = _head(state)
+        flat = [item for pair in head.items() for item in pair]
+        owner = lease.owner if lease else ""
+        ms = str(int(lease.seconds * 1000)) if lease else "0"
+        keys = [self.keys.task(state.task_id), self.keys.tasks, self.keys.lease(state.task_id)]
+        args = [state.created_at.timestamp(), state.task_id, owner, ms, *flat]
+        created = await self._call(lambda: self.client.eval(CREATE_SCRIPT, 3, *keys, *args))
+        if created:
+            self._writer(state)
+        return bool(created)
+
+    async def append(self, state: TaskState, type: str, data: dict[str, Any]) -> Event:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}")
+        event = Event(state.last_event_id + 1, type, data)
+        json.dumps(data)  # before `apply`: unserialisable data changes nothing
+        state.apply(event)
+        writer = self._writer(state)
+        writer.pending.append(event)
+        writer.dirty = True
+        return event
+
+    async def save(self, state: TaskState, *, durable: bool = False) -> None:
+        self._writer(state).dirty = True
+        await self.flush()
+        self._settle(state)
+
+    async def save_checkpoint(self, state: TaskState, key: str, value: Any) -> None:
+        encoded = json.dumps(value, ensure_ascii=False)
+        state.checkpoints[key] = value
+        await self.flush()
+        await self._call(
+            lambda: self.client.hset(self.keys.checkpoints(state.task_id), key, encoded)
+        )
+
+    async def reset_run(self, state: TaskState) -> None:
+        writer = self._writer(state)
+        writer.pending.clear()
+        state.reset_run()
+        task_id = state.task_id
+
+        async def run() -> Any:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self.keys.events(task_id), self.keys.checkpoints(task_id))
+            pipe.hset(self.keys.task(task_id), mapping=_head(state))
+            return await pipe.execute()
+
+        await self._call(run)
+        writer.dirty = False
+
+    async def flush(self) -> None:
+        """Write every buffered event and changed head, one pipeline for all tasks."""
+        async with self._lock:
+            writers = [w for w in self._writers.values() if w.dirty or w.pending]
+            if not writers:
+                return
+            batches = [(w, list(w.pending)) for w in writers]
+
+            async def run() -> Any:
+                pipe = self.client.pipeline(transaction=False)
+                for writer, events in batches:
+                    task_id = writer.state.task_id
+                    args: list[Any] = [len(events)]
+                    for event in events:
+                        args += [f"{event.id}-1", event.type, json.dumps(event.data)]
+                    keys = (self.keys.task(task_id), self.keys.events(task_id))
+                    pipe.eval(FLUSH_SCRIPT, 2, *keys, *args, *_flat(writer.state))
+                return await pipe.execute()
+
+            await self._call(run)
+            for writer, events in batches:
+                del writer.pending[: len(events)]
+                writer.dirty = False
+            for writer, _ in batches:
+                self._settle(writer.state)
+
+    def _settle(self, state: TaskState) -> None:
+        writer = self._writers.get(state.task_id)
+        idle = writer is not None and not writer.pending and not writer.dirty
+        if idle and not state.status.active:
+            del self._writers[state.task_id]
+
+    # Reading
+
+    async def peek(self, task_id: str) -> TaskState | None:
+        writer = self._writers.get(task_id)
+        if writer is not None:
+            return writer.state
+        raw = await self._call(lambda: self.client.hgetall(self.keys.task(task_id)), writes=False)
+        return _state(task_id, raw) if raw else None
+
+    async def load(self, task_id: str) -> TaskState | None:
+        writer = self._writers.get(task_id)
+        if writer is not None:
+            return writer.state
+        state = await self.peek(task_id)
+        if state is None:
+            return None
+        async for event in self.events(task_id, state.run_first_event_id - 1):
+            if event.type == "output" and event.id <= state.last_event_id:
+                state.outputs.append(event.data["text"])
+        raw = await self._call(
+            lambda: self.client.hgetall(self.keys.checkpoints(task_id)), writes=False
+        )
+        state.checkpoints = {k.decode(): json.loads(v) for k, v in raw.items()}
+        return state
+
+    async def summaries(self) -> list[TaskSummary]:
+        ids = [
+            i.decode()
+            for i in await self._call(
+                lambda: self.client.zrange(self.keys.tasks, 0, -1), writes=False
+            )
+        ]
+        fields = ("status", "owner", "createdAt", "updatedAt", "finishedAt", "pausedBy")
+
+        async def run() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.hmget(self.keys.task(task_id), fields)
+            return await pipe.execute()
+
+        rows = []
+        for task_id, values in zip(ids, await self._call(run, writes=False), strict=True):
+            if values[0] is None:
+                continue  # deleted between the two calls
+            status, owner, created, updated, finished, paused_by = (
+                json.loads(v) if v is not None else None for v in values
+            )
+            rows.append(
+                TaskSummary(
+                    task_id=task_id,
+                    status=Status(status),
+                    owner=owner,
+                    created_at=parse_iso(str(created)),
+                    updated_at=parse_iso(str(updated)),
+                    finished_at=parse_iso(finished) if finished else None,
+                    paused_by=paused_by,
+                )
+            )
+        return rows
+
+    async def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """XRANGE from `after + 1` in batches, then this store's unflushed events."""
+        last = after
+        key = self.keys.events(task_id)
+        while True:
+            start = f"{last + 1}-0"
+            batch = await self._call(
+                partial(self.client.xrange, key, min=start, count=_BATCH), writes=False
+            )
+            for entry_id, fields in batch:
+                event = _event(entry_id, fields)
+                yield event
+                last = event.id
+            if len(batch) < _BATCH:
+                break
+        writer = self._writers.get(task_id)
+        for event in list(writer.pending) if writer else []:
+            if event.id > last:
+                yield event
+                last = event.id
+
+    async def wait_changed(self, task_id: str, after: int, timeout: float) -> bool:
+        """XREAD BLOCK on the task's stream for entries past `after`."""
+        key = self.keys.events(task_id)
+        block = max(1, int(timeout * 1000))
+        found = await self._call(
+            lambda: self.tail_client.xread({key: f"{after}-1"}, count=1, block=block),
+            writes=False,
+        )
+        return bool(found)
+
+    # Removal and upkeep
+
+    async def delete(self, task_id: str) -> bool:
+        self._writers.pop(task_id, None)
+
+        async def run() -> Any:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(*self.keys.of(task_id))
+            pipe.zrem(self.keys.tasks, task_id)
+            return await pipe.execute()
+
+        results = await self._call(run)
+        return bool(results[0])
+
+    async def expire(self, older_than: datetime) -> list[str]:
+        if older_than.tzinfo is None:
+            older_than = older_than.replace(tzinfo=timezone.utc)
+        removed = []
+        for row in await self.summaries():
+            old = row.status.terminal and row.finished_at and row.finished_at < older_than
+            if old and await self.delete(row.task_id):
+                removed.append(row.task_id)
+        return removed
+
+    def detach(self, task_id: str) -> None:
+        self._writers.pop(task_id, None)
+
+    # Leases and control
+
+    async def acquire_lease(self, task_id: str, owner: str, seconds: float) -> bool:
+        key = self.keys.lease(task_id)
+        current = await self._call(lambda: self.client.get(key))
+        # A holder that is a dead process on this host may be replaced at once.
+        stale = current.decode() if current and owner_gone(current.decode()) else ""
+        ms = int(seconds * 1000)
+        taken = await self._call(lambda: self.client.eval(ACQUIRE_SCRIPT, 1, key, owner, ms, stale))
+        return bool(taken)
+
+    async def renew_leases(self, task_ids: list[str], owner: str, seconds: float) -> set[str]:
+        if not task_ids:
+            return set()
+        keys = [self.keys.lease(t) for t in task_ids]
+        ms = int(seconds * 1000)
+        held = await self._call(lambda: self.client.eval(RENEW_SCRIPT, len(keys), *keys, owner, ms))
+        return {task_ids[int(i) - 1] for i in held}
+
+    async def release_lease(self, task_id: str, owner: str) -> None:
+        await self._call(
+            lambda: self.client.eval(RELEASE_SCRIPT, 1, self.keys.lease(task_id), owner)
+        )
+
+    async def lease_holder(self, task_id: str) -> str | None:
+        value = await self._call(lambda: self.client.get(self.keys.lease(task_id)), writes=False)
+        if value is None or owner_gone(value.decode()):
+            return None
+        return str(value.decode())
+
+    async def request_control(self, task_id: str, action: str) -> None:
+        if action not in CONTROL_ACTIONS:
+            raise ValueError(f"unknown control action {action!r}")
+        # Expires on its own if nobody holds the task to act on it.
+        await self._call(lambda: self.client.set(self.keys.control(task_id), action, ex=60))
+
+    async def take_controls(self, task_ids: list[str]) -> dict[str, str]:
+        if not task_ids:
+            return {}
+
+        async def run() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in task_ids:
+                pipe.getdel(self.keys.control(task_id))
+            return await pipe.execute()
+
+        values = await self._call(run)
+        return {t: v.decode() for t, v in zip(task_ids, values, strict=True) if v is not None}
+
+    async def health(self) -> dict[str, Any]:
+        counts = dict.fromkeys((s.value for s in Status), 0)
+        for row in await self.summaries():
+            counts[row.status.value] += 1
+        return {
+            "kind": self.kind,
+            "url": self.settings.display(),
+            "prefix": self.settings.prefix,
+            "tasks": sum(counts.values()),
+            "by_status": counts,
+            "in_memory": len(self._writers),
+            "pending_events": sum(len(w.pending) for w in self._writers.values()),
+            "error": self._failure.message if self._failure else None,
+        }
+
+
+def _flat(state: TaskState) -> list[str]:
+    return [item for pair in _head(state).items() for item in pair]

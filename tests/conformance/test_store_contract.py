@@ -1,0 +1,245 @@
+"""The `TaskStore` contract, run unchanged against every backend (see conftest's `make_store`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
+from typing import Any
+
+from jupyter_deepresearch.extension.models import Status
+from jupyter_deepresearch.extension.store.base import (
+    Event,
+    LeaseRequest,
+    TaskState,
+    TaskStore,
+    utcnow,
+)
+
+StoreFactory = Callable[[], TaskStore]
+
+
+def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return run
+
+
+@contextlib.asynccontextmanager
+async def opened(make_store: StoreFactory) -> AsyncIterator[TaskStore]:
+    store = make_store()
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def new_state() -> TaskState:
+    return TaskState(task_id=uuid.uuid4().hex, request={"query": "q"}, owner="alice")
+
+
+async def started(store: TaskStore, outputs: int = 3) -> TaskState:
+    state = new_state()
+    assert await store.create(state)
+    await store.append(state, "status", {"status": "running"})
+    state.attempts = 1
+    await store.save(state)
+    for i in range(outputs):
+        await store.append(state, "output", {"text": f"chunk {i}"})
+    return state
+
+
+async def events(store: TaskStore, task_id: str, after: int = 0) -> list[Event]:
+    return [event async for event in store.events(task_id, after)]
+
+
+@async_test
+async def test_create_is_exclusive_across_store_instances(make_store: StoreFactory) -> None:
+    async with opened(make_store) as one, opened(make_store) as two:
+        state = new_state()
+        twin = TaskState(task_id=state.task_id, request=state.request)
+        results = await asyncio.gather(one.create(state), two.create(twin))
+        assert sorted(results) == [False, True]
+        assert not await one.create(state)
+
+
+@async_test
+async def test_append_numbers_events_and_events_after_resumes(make_store: StoreFactory) -> None:
+    async with opened(make_store) as store:
+        state = await started(store, outputs=4)
+        assert state.last_event_id == 5
+        unflushed = await events(store, state.task_id)  # appended here: visible before a flush
+        assert [e.id for e in unflushed] == [1, 2, 3, 4, 5]
+        await store.flush()
+    async with opened(make_store) as fresh:
+        stored = await events(fresh, state.task_id)
+        assert [(e.id, e.type) for e in stored] == [(1, "status")] + [
+            (i, "output") for i in (2, 3, 4, 5)
+        ]
+        assert stored[1].data == {"text": "chunk 0"}
+        assert [e.id for e in await events(fresh, state.task_id, 3)] == [4, 5]
+        assert await events(fresh, state.task_id, 5) == []
+
+
+@async_test
+async def test_save_load_and_peek(make_store: StoreFactory) -> None:
+    async with opened(make_store) as store:
+        state = await started(store)
+        await store.append(state, "result", {"report": "# R", "sources": []})
+        await store.append(state, "status", {"status": "completed"})
+        await store.save(state, durable=True)
+    async with opened(make_store) as fresh:
+        loaded = await fresh.load(state.task_id)
+        assert loaded is not None
+        assert loaded.status is Status.completed and loaded.attempts == 1
+        assert loaded.outputs == ["chunk 0", "chunk 1", "chunk 2"]
+        assert loaded.result == {"report": "# R", "sources": []}
+        assert loaded.last_event_id == 6 and loaded.owner == "alice"
+        head = await fresh.peek(state.task_id)
+        assert head is not None and head.info() == loaded.info()
+        assert await fresh.load(uuid.uuid4().hex) is None
+        assert await fresh.peek(uuid.uuid4().hex) is None
+
+
+@async_test
+async def test_checkpoints_survive_and_reset_run_discards_them(make_store: StoreFactory) -> None:
+    async with opened(make_store) as store:
+        state = await started(store)
+        await store.save_checkpoint(state, "plan", {"queries": ["a"]})
+        await store.save(state)
+    async with opened(make_store) as fresh:
+        loaded = await fresh.load(state.task_id)
+        assert loaded is not None and loaded.checkpoints == {"plan": {"queries": ["a"]}}
+        await fresh.reset_run(loaded)
+        assert loaded.run_first_event_id == 5 and loaded.outputs == []
+        event = await fresh.append(loaded, "status", {"status": "queued"})
+        assert event.id == 5  # ids never restart
+        await fresh.save(loaded)
+    async with opened(make_store) as again:
+        reloaded = await again.load(state.task_id)
+        assert reloaded is not None
+        assert reloaded.checkpoints == {} and reloaded.outputs == []
+        assert [e.id for e in await events(again, state.task_id)] == [5]
+        assert [e.id for e in await events(again, state.task_id, 2)] == [5]
+
+
+@async_test
+async def test_summaries_list_every_task_with_status(make_store: StoreFactory) -> None:
+    async with opened(make_store) as store:
+        running = await started(store)
+        paused = await started(store)
+        await store.append(paused, "status", {"status": "paused", "reason": "shutdown"})
+        await store.save(paused)
+    async with opened(make_store) as fresh:
+        rows = {row.task_id: row for row in await fresh.summaries()}
+        assert set(rows) == {running.task_id, paused.task_id}
+        assert rows[running.task_id].status is Status.running
+        assert rows[paused.task_id].status is Status.paused
+        assert rows[paused.task_id].paused_by == "shutdown"
+        assert rows[running.task_id].owner == "alice"
+
+
+@async_test
+async def test_delete_removes_everything(make_store: StoreFactory) -> None:
+    async with opened(make_store) as store:
+        state = await started(store)
+        await store.save(state)
+        assert await store.delete(state.task_id)
+        assert not await store.delete(state.task_id)
+        assert await store.load(state.task_id) is None
+        assert await events(store, state.task_id) == []
+        assert state.task_id not in {row.task_id for row in await store.summaries()}
+        assert await store.create(TaskState(task_id=state.task_id, request={}))
+
+
+@async_test
+async def test_expire_removes_only_old_finished_tasks(make_store: StoreFactory) -> None:
+    async with opened(make_store) as store:
+        done = await started(store)
+        await store.append(done, "status", {"status": "completed"})
+        await store.save(done, durable=True)
+        paused = await started(store)
+        await store.append(paused, "status", {"status": "paused"})
+        await store.save(paused)
+        assert await store.expire(utcnow() - timedelta(hours=1)) == []
+        assert await store.expire(utcnow() + timedelta(seconds=1)) == [done.task_id]
+        assert await store.load(paused.task_id) is not None
+
+
+@async_test
+async def test_leases_are_exclusive_renewable_and_lapse(make_store: StoreFactory) -> None:
+    async with opened(make_store) as one, opened(make_store) as two:
+        state = new_state()
+        assert await one.create(state, lease=LeaseRequest("a", 0.6))
+        assert await two.lease_holder(state.task_id) == "a"
+        assert not await two.acquire_lease(state.task_id, "b", 0.6)
+        assert await one.acquire_lease(state.task_id, "a", 0.6)  # the holder may renew
+        assert await one.renew_leases([state.task_id], "a", 0.6) == {state.task_id}
+        await one.release_lease(state.task_id, "b")  # not b's: nothing happens
+        assert await two.lease_holder(state.task_id) == "a"
+        await one.release_lease(state.task_id, "a")
+        assert await two.lease_holder(state.task_id) is None
+        assert await two.acquire_lease(state.task_id, "b", 0.3)
+        deadline = time.monotonic() + 5
+        while await one.lease_holder(state.task_id) is not None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        assert await one.acquire_lease(state.task_id, "a", 5)  # lapsed: free to take
+        assert await two.renew_leases([state.task_id], "b", 5) == set()  # b learns it lost
+        assert await one.renew_leases([], "a", 5) == set()
+
+
+@async_test
+async def test_lease_races_have_one_winner(make_store: StoreFactory) -> None:
+    stores = [make_store() for _ in range(4)]
+    for store in stores:
+        await store.open()
+    try:
+        for _ in range(10):
+            task_id = uuid.uuid4().hex
+            won = await asyncio.gather(
+                *(s.acquire_lease(task_id, f"owner{i}", 5) for i, s in enumerate(stores))
+            )
+            assert sum(won) == 1
+    finally:
+        for store in stores:
+            await store.close()
+
+
+@async_test
+async def test_control_requests_are_taken_once(make_store: StoreFactory) -> None:
+    async with opened(make_store) as one, opened(make_store) as two:
+        state = await started(one)
+        await two.request_control(state.task_id, "pause")
+        taken = await asyncio.gather(
+            one.take_controls([state.task_id]), one.take_controls([state.task_id])
+        )
+        assert sorted(taken, key=len) == [{}, {state.task_id: "pause"}]
+        assert await one.take_controls([state.task_id]) == {}
+
+
+@async_test
+async def test_wait_changed_wakes_a_reader_on_another_instance(make_store: StoreFactory) -> None:
+    async with opened(make_store) as writer, opened(make_store) as reader:
+        state = await started(writer, outputs=0)
+        await writer.flush()
+        assert await reader.wait_changed(state.task_id, 0, 5)  # event 1 is already there
+        assert not await reader.wait_changed(state.task_id, 1, 0.3)  # nothing new: times out
+
+        async def write_later() -> None:
+            await asyncio.sleep(0.2)
+            await writer.append(state, "output", {"text": "news"})
+            await writer.flush()
+
+        start = time.monotonic()
+        _, changed = await asyncio.gather(write_later(), reader.wait_changed(state.task_id, 1, 5))
+        assert changed and time.monotonic() - start < 1.5
+        head = await reader.peek(state.task_id)
+        assert head is not None and head.last_event_id == 2
