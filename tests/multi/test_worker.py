@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,28 +13,36 @@ from dr_testing.cluster import LEASE_SECONDS, SETTINGS, wait_for
 from dr_testing.servers import ServerProcess
 from dr_testing.worker import WorkerProcess
 from jupyter_deepresearch.extension.models import Status
+from jupyter_deepresearch.extension.store.base import TaskStore
 from jupyter_deepresearch.extension.store.files import FileTaskStore
+from jupyter_deepresearch.extension.store.redis import RedisTaskStore
 
 pytestmark = pytest.mark.slow
 
 
-def statuses(storage: Path, ids: list[str]) -> dict[str, Status]:
+def statuses(storage: Path, backend: dict[str, Any], ids: list[str]) -> dict[str, Status]:
     async def read() -> dict[str, Status]:
-        store = FileTaskStore(storage)
+        redis = bool(backend)
+        store: TaskStore = RedisTaskStore(backend["redis_url"]) if redis else FileTaskStore(storage)
         found = {}
-        for task_id in ids:
-            state = await store.peek(task_id)
-            assert state is not None
-            found[task_id] = state.status
+        try:
+            for task_id in ids:
+                state = await store.peek(task_id)
+                assert state is not None
+                found[task_id] = state.status
+        finally:
+            if redis:
+                await store.close()
         return found
 
     return asyncio.run(read())
 
 
+@pytest.mark.parametrize("backend", ["files", "redis"], indirect=True)
 def test_worker_completes_tasks_a_stopped_server_left_queued(
-    tmp_path: Path, shared_storage: Path
+    tmp_path: Path, shared_storage: Path, backend: dict[str, Any]
 ) -> None:
-    settings = {**SETTINGS, "max_concurrent_tasks": 1}
+    settings = {**SETTINGS, **backend, "max_concurrent_tasks": 1}
     server = ServerProcess(tmp_path / "server", shared_storage, settings=settings).start()
     queries = [f"headless {i} units=5 delay=0.2" for i in range(3)]
     try:
@@ -43,7 +52,7 @@ def test_worker_completes_tasks_a_stopped_server_left_queued(
             assert client.get(f"tasks/{ids[2]}").json()["status"] == "queued"
     finally:
         assert server.stop() == 0, server.log()
-    before = statuses(shared_storage, ids)
+    before = statuses(shared_storage, backend, ids)
     assert Status.completed not in before.values(), before
 
     worker = WorkerProcess(
@@ -54,13 +63,14 @@ def test_worker_completes_tasks_a_stopped_server_left_queued(
             f"--lease-seconds={LEASE_SECONDS}",
             "--flush-interval=0.05",
             "--DeepResearchApp.pipeline=dr_testing.pipelines:stepped",
+            *(f"--{k.replace('_', '-')}={v}" for k, v in backend.items()),
         ],
     ).start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert worker.process is not None and worker.process.poll() is None, worker.log()
-            if set(statuses(shared_storage, ids).values()) == {Status.completed}:
+            if set(statuses(shared_storage, backend, ids).values()) == {Status.completed}:
                 break
             time.sleep(0.2)
         else:
