@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -254,15 +253,15 @@ async def test_concurrent_queries_then_pause_resume(make_ctx: Any) -> None:
 
 
 async def test_cancel_during_first_index_build_is_prompt(make_ctx: Any, tmp_path: Path) -> None:
-    ctx: MemoryContext = make_ctx(QUESTION, cache_dir=tmp_path / "fresh-cache")
-    started = time.monotonic()
+    cache = tmp_path / "fresh-cache"
+    ctx: MemoryContext = make_ctx(QUESTION, cache_dir=cache)
     async with anyio.create_task_group() as tg:
         tg.start_soon(run_research, ctx)
         await anyio.sleep(0.4)  # the built-in corpus takes seconds to index the first time
-        cancelled_at = time.monotonic()
         tg.cancel_scope.cancel()
-    assert time.monotonic() - cancelled_at < 1.0
-    assert time.monotonic() - started < 2.0
+    # No timing: the run ended while the (abandoned) build had not finished its index yet, so
+    # cancellation did not wait for the build.
+    assert not [p for p in (cache / "index").glob("bm25-*") if (p / "meta.json").exists()]
     assert "report" not in ctx.checkpoints
 
 
