@@ -54,9 +54,8 @@ def test_research_returns_at_once_while_the_stream_is_still_open(
     release = threading.Event()
     task_routes(fake, task_info())
     fake.sse_scripts = [[*RUN[:3], ("wait", release), *RUN[3:], END]]
-    started = time.monotonic()
+    # The stream is held open until `release`: returning at all proves research() did not wait.
     task = research("What is asyncio?", client=client, display=False)
-    assert time.monotonic() - started < 2
     assert isinstance(task, ResearchTask) and task.created
     assert task.task_id == TASK_ID
     deadline = time.monotonic() + 5

@@ -162,10 +162,8 @@ def test_pause_cancel_and_delete_from_a_server_that_does_not_run_the_task(
     with runner.client() as a, other.client() as b:
         task_id = a.post("tasks", json={"query": "remote units=20 delay=0.2"}).json()["task_id"]
         wait_for(b, task_id, "running")
-        started = time.monotonic()
         paused = b.post(f"tasks/{task_id}/pause").json()
         assert paused["status"] == "paused", paused
-        assert time.monotonic() - started < 2.0
         assert a.get(f"tasks/{task_id}").json()["status"] == "paused"
         # Resumed on B: B runs it now, and A (no longer the runner) cancels it through B.
         assert b.post(f"tasks/{task_id}/resume").json()["status"] in ("queued", "running")

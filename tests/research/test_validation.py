@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,7 @@ def test_known_providers_lists_builtins() -> None:
 
 
 def test_default_request_is_valid(tmp_path: Path) -> None:
-    started = time.monotonic()
     validate_request(_request(), tmp_path)
-    assert time.monotonic() - started < 0.5
 
 
 @pytest.mark.parametrize(
