@@ -106,6 +106,9 @@ class TaskManager(SharedStoreMixin):
         self._on_activity = on_activity or (lambda: None)
         self.log = log or logging.getLogger(__name__)
         self._live: dict[str, Live] = {}
+        # Finished tasks whose last snapshot write failed (their log is complete): rewritten by
+        # `retry_storage_paused` once the store takes writes again.
+        self._stale_snapshots: dict[str, TaskState] = {}
         self._queue: deque[str] = deque()
         self._id_locks: dict[str, asyncio.Lock] = {}
         self.leases = LeaseKeeper(
@@ -293,6 +296,7 @@ class TaskManager(SharedStoreMixin):
             with contextlib.suppress(ValueError):
                 self._queue.remove(task_id)
             self._live.pop(task_id, None)
+            self._stale_snapshots.pop(task_id, None)
             self.events.forget(task_id)
             await self.store.delete(task_id)
             self.leases.held.discard(task_id)
@@ -300,7 +304,14 @@ class TaskManager(SharedStoreMixin):
         await self._notify(task_id)
 
     async def retry_storage_paused(self) -> list[str]:
-        """Resume tasks paused because the store failed, once it takes writes again."""
+        """Once the store takes writes again: rewrite stale snapshots, resume storage pauses."""
+        for task_id, stale in list(self._stale_snapshots.items()):
+            try:
+                await self.store.save(stale, durable=True)
+            except DeepResearchError:
+                break  # still failing; the next round tries again
+            self._stale_snapshots.pop(task_id, None)
+            self.log.info("Storage is back; snapshot of task %s rewritten", task_id)
         waiting = [
             live
             for live in self._live.values()
@@ -414,6 +425,7 @@ class TaskManager(SharedStoreMixin):
                 # The result and `completed` are in the event log (the store rebuilds the
                 # snapshot from it); a snapshot that cannot be written must not undo them.
                 self.log.warning("Task %s completed; snapshot not saved: %s", state.task_id, error)
+                self._stale_snapshots[state.task_id] = state
         except asyncio.CancelledError:
             await self._after_cancel(live)
         except MissingCredentials as error:
@@ -518,6 +530,7 @@ class TaskManager(SharedStoreMixin):
             self._queue.remove(task_id)
         self._live.pop(task_id, None)
         self.events.forget(task_id)
+        self._stale_snapshots.pop(state.task_id, None)
         await self.store.reset_run(state)
         self.log.info("Restarting task %s from scratch", task_id)
         await self._enqueue(state, request, new_run=True)

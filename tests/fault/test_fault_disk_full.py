@@ -290,13 +290,6 @@ class TestRealTmpfs:
         assert loaded is not None and loaded[0].status.value == "completed"
         assert loaded[0].last_event_id == ids[-1]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: a snapshot write that failed on a full disk is never retried once space "
-        "is back (retry_storage_paused only looks at paused tasks): `{id}.json` keeps saying "
-        "`running` for a completed task, so a restarted server's listing and `GET health` "
-        "counts (snapshot heads) show it as running",
-    )
     async def test_stale_snapshot_is_rewritten_once_space_is_back(
         self, api: Any, dr_app: Any, storage_dir: Path
     ) -> None:
