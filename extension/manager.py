@@ -345,14 +345,12 @@ class TaskManager(SharedStoreMixin):
         return removed
 
     async def health(self) -> dict[str, Any]:
-        """Store facts and task counts by status."""
-        counts = {status.value: 0 for status in Status}
-        for row in await self.store.summaries():
-            counts[row.status.value] += 1
+        """Store facts and task counts by status (one listing of the store, not two)."""
+        store = await self.store.health()
         return {
             "status": "ok",
-            "store": await self.store.health(),
-            "tasks": counts,
+            "store": store,
+            "tasks": store["by_status"],
             "running_here": self.running_count,
             "queued_here": len(self._queue),
             "max_concurrent_tasks": self.max_concurrent_tasks,

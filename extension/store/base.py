@@ -252,5 +252,8 @@ class TaskStore(abc.ABC):
         """
 
     async def health(self) -> dict[str, Any]:
-        """Backend-specific facts for `GET health` (kind, location)."""
-        return {"kind": self.kind}
+        """Facts for `GET health`: at least `kind` and `by_status` (task counts per status)."""
+        counts = dict.fromkeys((status.value for status in Status), 0)
+        for row in await self.summaries():
+            counts[row.status.value] += 1
+        return {"kind": self.kind, "by_status": counts}
