@@ -20,6 +20,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from .errors import DeepResearchError
 from .store.base import Event, TaskState, TaskStore
 
+
+class Idle:
+    """Yielded by `follow` when it has sent everything available and is about to wait."""
+
+
+IDLE = Idle()
 RECENT_EVENTS = 4096  # per task, served to followers without touching the store
 COMMIT_RETRY_SECONDS = 0.5
 STORED_WAIT_SECONDS = 2.0  # how long `follow=false` waits for the newest events to commit
@@ -142,11 +148,11 @@ class EventHub:
         *,
         live: bool = True,
         closed: asyncio.Event | None = None,
-    ) -> AsyncIterator[Event | None]:
+    ) -> AsyncIterator[Event | Idle | None]:
         """Durable events with id > `after`, then live ones until the task is terminal.
 
-        Yields None after `keepalive_seconds` without news so the caller can send a keepalive;
-        stops when `closed` is set (the client went away).
+        Yields `IDLE` when caught up (the moment to flush what was written), None after
+        `keepalive_seconds` without news (send a keepalive); stops when `closed` is set.
         """
         self._followers[task_id] = self._followers.get(task_id, 0) + 1
         try:
@@ -159,7 +165,7 @@ class EventHub:
 
     async def _follow(
         self, task_id: str, after: int, *, live: bool, closed: asyncio.Event | None
-    ) -> AsyncIterator[Event | None]:
+    ) -> AsyncIterator[Event | Idle | None]:
         last = after
         condition = self._conditions.setdefault(task_id, asyncio.Condition())
         # Without `live`, send everything recorded when the request came (waiting the moment it
@@ -189,6 +195,7 @@ class EventHub:
                 # The newest events were being committed; a store that cannot write must not
                 # hang the request: what is durable has been sent.
                 return
+            yield IDLE
             self._watch(task_id, last)
             async with condition:
                 if self.durable_limit(await self._get_state(task_id)) > last:

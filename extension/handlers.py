@@ -15,6 +15,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import BadRequest, DeepResearchError, PayloadTooLarge
+from .events import Idle
 from .manager import TaskManager
 from .models import ResearchRequest, Status, validation_message
 from .sse import encode_comment, encode_event, encode_retry
@@ -23,6 +24,7 @@ from .store.base import TaskState
 AUTH_RESOURCE = "deepresearch"
 TASK_ID = r"(?P<task_id>[^/]+)"
 RETRY_MILLISECONDS = 3000
+FLUSH_BYTES = 64 * 1024
 
 
 class DeepResearchHandler(APIHandler):
@@ -166,14 +168,30 @@ class SSEMixin(DeepResearchHandler):
         try:
             self.write(encode_retry(RETRY_MILLISECONDS))
             await self.flush()
-            async for event in self.manager.follow(
+            # Events are written as they come and flushed when the stream catches up (IDLE),
+            # after the first one, or every FLUSH_BYTES: one socket write per burst, not per
+            # event, with memory bounded while a long history replays.
+            unflushed = 0
+            sent_first = False
+            async for item in self.manager.follow(
                 state.task_id, after, live=follow, closed=self._closed
             ):
-                if event is None:
+                if isinstance(item, Idle):
+                    if unflushed:
+                        await self.flush()
+                        unflushed = 0
+                    continue
+                if item is None:
                     self.write(encode_comment("keepalive"))
-                else:
-                    self.write(encode_event(event.id, event.type, event.data))
-                await self.flush()
+                    await self.flush()
+                    continue
+                chunk = encode_event(item.id, item.type, item.data)
+                self.write(chunk)
+                unflushed += len(chunk)
+                if not sent_first or unflushed >= FLUSH_BYTES:
+                    await self.flush()
+                    unflushed = 0
+                    sent_first = True
         except StreamClosedError:
             return
         except DeepResearchError as error:

@@ -26,7 +26,7 @@ from .errors import (
     StoreUnavailable,
     TaskNotFound,
 )
-from .events import EventHub
+from .events import EventHub, Idle
 from .fingerprint import is_task_id, task_id_for
 from .lease import LeaseKeeper
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
@@ -360,8 +360,8 @@ class TaskManager(SharedStoreMixin):
 
     async def follow(
         self, task_id: str, after: int, *, live: bool = True, closed: asyncio.Event | None = None
-    ) -> AsyncIterator[Event | None]:
-        """Durable events with id > `after`, then live ones; None means "send a keepalive"."""
+    ) -> AsyncIterator[Event | Idle | None]:
+        """Durable events with id > `after`, then live ones (see `EventHub.follow`)."""
         async for event in self.events.follow(task_id, after, live=live, closed=closed):
             yield event
 
