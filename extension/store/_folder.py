@@ -135,10 +135,15 @@ def write_lines(
             return journal.append(paths.log, paths.idx, tail, lines)
         except (journal.Stale, FileNotFoundError):
             pass  # changed or removed under us: look again below
-    if paths.log.exists():
-        tail = journal.repair(paths.log, paths.idx)
-    elif paths.snapshot.exists():
-        tail = journal.create_log(paths.log, paths.idx, header, prelude)
-    else:
-        return None  # deleted (perhaps by another server): never bring it back
-    return journal.append(paths.log, paths.idx, tail, lines)
+    for _ in range(3):
+        if paths.log.exists():
+            tail = journal.repair(paths.log, paths.idx)
+        elif paths.snapshot.exists():
+            tail = journal.create_log(paths.log, paths.idx, header, prelude)
+        else:
+            return None  # deleted (perhaps by another server): never bring it back
+        try:
+            return journal.append(paths.log, paths.idx, tail, lines)
+        except journal.Stale:
+            continue  # it grew between the check and the write: look again (ids dedupe)
+    raise journal.Stale()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
@@ -49,9 +50,9 @@ _T = TypeVar("_T")
 class _Entry:
     """Writer bookkeeping of one task this store writes: lock, unflushed lines, log tail."""
 
-    def __init__(self, state: TaskState) -> None:
+    def __init__(self, state: TaskState, lock: asyncio.Lock) -> None:
         self.state = state
-        self.lock = asyncio.Lock()
+        self.lock = lock  # shared by every entry of the task: one writer of its files at a time
         self.pending: list[tuple[Event | None, bytes]] = []
         self.tail: journal.Tail | None = None  # None: the log must be (re)opened and checked
         self.logged_attempts = -1  # forces one metadata record on the first save
@@ -76,6 +77,9 @@ class FileTaskStore(TaskStore):
         self.log = log or logging.getLogger(__name__)
         self.cache_size = cache_size
         self._entries: dict[str, _Entry] = {}
+        self._task_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._cache: OrderedDict[str, tuple[TaskState, Signature]] = OrderedDict()
         self._heads: OrderedDict[str, Head] = OrderedDict()
         self._flusher: asyncio.Task[None] | None = None
@@ -106,7 +110,12 @@ class FileTaskStore(TaskStore):
     def _entry(self, state: TaskState) -> _Entry:
         entry = self._entries.get(state.task_id)
         if entry is None:
-            entry = self._entries[state.task_id] = _Entry(state)
+            lock = self._task_locks.get(state.task_id)
+            if lock is None:
+                # An entry that was settled may still be finishing a write: the next entry of
+                # the same task must wait for it, so both share one lock while either lives.
+                lock = self._task_locks[state.task_id] = asyncio.Lock()
+            entry = self._entries[state.task_id] = _Entry(state, lock)
             self._cache.pop(state.task_id, None)
             log_path = self._paths(state.task_id).log
             if state.last_event_id >= state.run_first_event_id and not log_path.exists():
