@@ -95,10 +95,18 @@ def remove_files(directory: Path, task_id: str) -> bool:
     return existed
 
 
-def scan(directory: Path, skip: set[str]) -> tuple[dict[str, TaskSummary], list[str]]:
-    """Summaries from snapshot heads, and ids that need a full load (seed, damaged, log only)."""
+HeadCache = dict[str, tuple[tuple[int, int], TaskSummary]]
+
+
+def scan(
+    directory: Path, skip: set[str], cache: HeadCache | None = None
+) -> tuple[dict[str, TaskSummary], list[str], HeadCache]:
+    """Summaries from snapshot heads, ids that need a full load (seed, damaged, log only), and
+    the heads by (mtime, size) for the next scan, which then reads only changed snapshots."""
     rows: dict[str, TaskSummary] = {}
     others: list[str] = []
+    seen: HeadCache = {}
+    cache = cache or {}
     names = os.listdir(directory)
     snaps = {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
     logs = {n[: -len(LOG_SUFFIX)] for n in names if n.endswith(LOG_SUFFIX)}
@@ -107,16 +115,25 @@ def scan(directory: Path, skip: set[str]) -> tuple[dict[str, TaskSummary], list[
             continue
         row = None
         if task_id in snaps:
+            path = directory / f"{task_id}.json"
             try:
-                with open(directory / f"{task_id}.json", "rb") as f:
-                    row = read_summary(f.read(HEAD_BYTES), task_id)
+                info = os.stat(path)
+                stamp = (info.st_mtime_ns, info.st_size)
+                known = cache.get(task_id)
+                if known is not None and known[0] == stamp:
+                    row = known[1]
+                else:
+                    with open(path, "rb") as f:
+                        row = read_summary(f.read(HEAD_BYTES), task_id)
             except FileNotFoundError:
                 continue
+            if row is not None:
+                seen[task_id] = (stamp, row)
         if row is None:
             others.append(task_id)
         else:
             rows[task_id] = row
-    return rows, others
+    return rows, others, seen
 
 
 def write_lines(

@@ -77,6 +77,7 @@ class FileTaskStore(TaskStore):
         self.log = log or logging.getLogger(__name__)
         self.cache_size = cache_size
         self._entries: dict[str, _Entry] = {}
+        self._listing: folder.HeadCache = {}  # snapshot heads by (mtime, size), for listings
         self._task_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -345,7 +346,9 @@ class FileTaskStore(TaskStore):
     async def summaries(self) -> list[TaskSummary]:
         """One row per task from each snapshot's first line (seed files are read whole)."""
         writing = set(self._entries)
-        rows, others = await self._io(folder.scan, self.directory, writing, writes=False)
+        rows, others, self._listing = await self._io(
+            folder.scan, self.directory, writing, self._listing, writes=False
+        )
         for task_id, entry in self._entries.items():
             rows[task_id] = summary_of(entry.state)
         # Tasks this store stopped writing while the scan ran were skipped by it: read them now.
