@@ -48,7 +48,9 @@ SETTINGS = {"pipeline": "dr_testing.pipelines:paced_real", "flush_interval": 0.0
 def wait_for(client: httpx.Client, task_id: str, status: str, timeout: float = 90) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = client.get(f"tasks/{task_id}").json()
+        response = client.get(f"tasks/{task_id}")
+        assert response.status_code == 200, response.text
+        info = response.json()
         if info["status"] == status:
             return info
         time.sleep(0.05)
