@@ -42,18 +42,6 @@ def stop_all(servers: list[ServerProcess]) -> None:
         list(pool.map(lambda server: server.stop(), servers))
 
 
-def wait_for(client: httpx.Client, task_id: str, *statuses: str, timeout: float = 60) -> Any:
-    """Poll `GET tasks/{id}` until its status is one of `statuses`."""
-    deadline = time.monotonic() + timeout
-    info: Any = None
-    while time.monotonic() < deadline:
-        info = client.get(f"tasks/{task_id}").json()
-        if info.get("status") in statuses:
-            return info
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} not {statuses} within {timeout}s: {info}")
-
-
 def all_events(client: httpx.Client, task_id: str) -> list[tuple[int, str, dict[str, Any]]]:
     """Every stored event of the task's current run: (id, type, data)."""
     with connect_sse(client, "GET", f"tasks/{task_id}/events", params={"follow": "false"}) as src:

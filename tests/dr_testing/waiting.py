@@ -33,3 +33,20 @@ async def wait_status(api: Any, task_id: str, *statuses: str, timeout: float = 2
 
     result: dict = await eventually(probe, timeout=timeout)
     return result
+
+
+def wait_for(client: Any, task_id: str, *statuses: str, timeout: float = 60) -> Any:
+    """Poll `GET tasks/{id}` with a blocking httpx client until its status is one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    info: Any = None
+    while time.monotonic() < deadline:
+        response = client.get(f"tasks/{task_id}")
+        if response.status_code == 503:  # the store is coming back: ask again
+            time.sleep(0.05)
+            continue
+        assert response.status_code == 200, response.text
+        info = response.json()
+        if info["status"] in statuses:
+            return info
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} not {statuses} within {timeout}s: {info}")

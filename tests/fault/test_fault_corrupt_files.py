@@ -20,6 +20,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from dr_testing.servers import ServerProcess
+from dr_testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -74,17 +75,6 @@ DAMAGE: dict[str, tuple[Callable[[Path, str], None], bool]] = {
     "sidecar-longer": (lambda folder, task_id: None, False),  # prepared while the task ran
     "untouched": (lambda folder, task_id: None, False),
 }
-
-
-def wait_for(client: httpx.Client, task_id: str, *statuses: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    info: Any = None
-    while time.monotonic() < deadline:
-        info = client.get(f"tasks/{task_id}").json()
-        if info["status"] in statuses:
-            return info
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} not {statuses} within {timeout}s: {info}")
 
 
 def served(client: httpx.Client, task_id: str) -> list[tuple[int, str, dict[str, Any]]]:

@@ -9,8 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dr_testing.cluster import LEASE_SECONDS, Cluster, Tail, all_events, log_of, wait_for
+from dr_testing.cluster import LEASE_SECONDS, Cluster, Tail, all_events, log_of
 from dr_testing.servers import ServerProcess
+from dr_testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

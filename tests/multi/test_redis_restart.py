@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dr_testing.cluster import LEASE_SECONDS, SETTINGS, all_events, wait_for
+from dr_testing.cluster import LEASE_SECONDS, SETTINGS, all_events
 from dr_testing.redis_server import INSTALL_HINT, RedisProcess, redis_binary
 from dr_testing.servers import ServerProcess
+from dr_testing.waiting import wait_for
 
 pytestmark = [
     pytest.mark.slow,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from dr_testing.cluster import LEASE_SECONDS, SETTINGS, wait_for
+from dr_testing.cluster import LEASE_SECONDS, SETTINGS
 from dr_testing.servers import ServerProcess
+from dr_testing.waiting import wait_for
 from dr_testing.worker import WorkerProcess
 from jupyter_deepresearch.extension.models import Status
 from jupyter_deepresearch.extension.store.base import TaskStore

@@ -5,28 +5,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
 from dr_testing.servers import ServerProcess
+from dr_testing.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 SETTINGS = {"pipeline": "dr_testing.pipelines:stepped", "flush_interval": 0.05}
-
-
-def wait_for(client: httpx.Client, task_id: str, *statuses: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    info: Any = None
-    while time.monotonic() < deadline:
-        info = client.get(f"tasks/{task_id}").json()
-        if info["status"] in statuses:
-            return info
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} not {statuses} within {timeout}s: {info}")
 
 
 def all_events(client: httpx.Client, task_id: str) -> list[tuple[int, str, str]]:

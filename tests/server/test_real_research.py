@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from httpx_sse import aconnect_sse, connect_sse
 
 from dr_testing.servers import ServerProcess
+from dr_testing.waiting import wait_for
 
 QUESTION = "How does asyncio cancel a task?"
 
@@ -45,18 +45,6 @@ async def test_fresh_server_answers_offline_with_citations(http: httpx.AsyncClie
 SETTINGS = {"pipeline": "dr_testing.pipelines:paced_real", "flush_interval": 0.05}
 
 
-def wait_for(client: httpx.Client, task_id: str, status: str, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = client.get(f"tasks/{task_id}")
-        assert response.status_code == 200, response.text
-        info = response.json()
-        if info["status"] == status:
-            return info
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} not {status} within {timeout}s")
-
-
 @pytest.mark.slow
 def test_real_pipeline_killed_mid_search_resumes_to_the_same_report(tmp_path: Path) -> None:
     body = {"query": QUESTION, "report": {"breadth": 3, "depth": 2}}
@@ -65,7 +53,7 @@ def test_real_pipeline_killed_mid_search_resumes_to_the_same_report(tmp_path: Pa
     reference = ServerProcess(tmp_path / "ref", tmp_path / "ref-tasks", settings=settings)
     with reference.start().client() as client:
         ref_id = client.post("tasks", json=body).json()["task_id"]
-        expected = wait_for(client, ref_id, "completed")
+        expected = wait_for(client, ref_id, "completed", timeout=90)
     reference.stop()
 
     storage = tmp_path / "tasks"
@@ -86,7 +74,7 @@ def test_real_pipeline_killed_mid_search_resumes_to_the_same_report(tmp_path: Pa
     second = ServerProcess(tmp_path / "b", storage, settings=settings, name="b").start()
     try:
         with second.client() as client:
-            done = wait_for(client, task_id, "completed")
+            done = wait_for(client, task_id, "completed", timeout=90)
             with connect_sse(client, "GET", f"tasks/{task_id}/events") as source:
                 ids = [int(sse.id) for sse in source.iter_sse() if sse.id]
     finally:
