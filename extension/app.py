@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import import_module
 from pathlib import Path
@@ -150,12 +151,13 @@ class DeepResearchApp(ExtensionApp):
         pipeline: ResearchPipeline = getattr(import_module(module_name), attribute)
         return pipeline
 
-    def initialize_settings(self) -> None:
+    def build_manager(
+        self, root_dir: Path, *, on_activity: Callable[[], None] | None = None
+    ) -> TaskManager:
+        """A task manager configured by these settings (the server's and the worker's)."""
         from .research import validate_request
 
-        assert self.serverapp is not None
-        root_dir = Path(self.serverapp.root_dir).expanduser().resolve()
-        self.manager = TaskManager(
+        return TaskManager(
             self.make_store(),
             self.load_pipeline(),
             root_dir=root_dir,
@@ -165,10 +167,15 @@ class DeepResearchApp(ExtensionApp):
             default_search=self.default_search,
             fingerprint_scope=self.fingerprint_scope,
             validate_request=validate_request,
-            on_activity=self._report_activity,
+            on_activity=on_activity,
             lease_seconds=self.lease_seconds,
             log=self.log,
         )
+
+    def initialize_settings(self) -> None:
+        assert self.serverapp is not None
+        root_dir = Path(self.serverapp.root_dir).expanduser().resolve()
+        self.manager = self.build_manager(root_dir, on_activity=self._report_activity)
         self.manager.auto_resume = self.auto_resume
         self._background = []
         self.settings.update(

@@ -19,7 +19,6 @@ from jupyter_core.application import JupyterApp
 from traitlets import Unicode
 
 from .app import DeepResearchApp
-from .manager import TaskManager
 
 USAGE = "usage: jupyter deepresearch worker [--storage-dir=DIR] [--store=files|redis] ..."
 
@@ -53,21 +52,7 @@ class WorkerApp(JupyterApp):
         asyncio.run(self._serve(settings, root))
 
     async def _serve(self, settings: DeepResearchApp, root: Path) -> None:
-        from .research import validate_request
-
-        manager = TaskManager(
-            settings.make_store(),
-            settings.load_pipeline(),
-            root_dir=root,
-            cache_dir=settings.resolved_cache_dir(),
-            max_concurrent_tasks=settings.max_concurrent_tasks,
-            default_ai=settings.default_ai,
-            default_search=settings.default_search,
-            fingerprint_scope=settings.fingerprint_scope,
-            validate_request=validate_request,
-            lease_seconds=settings.lease_seconds,
-            log=self.log,
-        )
+        manager = settings.build_manager(root)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
