@@ -25,6 +25,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> int | None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`; the return code."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    return process.returncode
+
+
 class ServerProcess:
     """One Jupyter server with the extension, its own config/data/runtime folders and token."""
 
@@ -118,16 +132,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, as a container runtime or JupyterHub stops a server."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return self.process.returncode
+        return terminate(self.process, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
