@@ -20,6 +20,7 @@ from .store.base import TaskState
 if TYPE_CHECKING:
     import logging
     from collections import deque
+    from datetime import datetime
 
     from .events import EventHub
     from .lease import LeaseKeeper
@@ -55,6 +56,7 @@ class SharedStoreMixin:
         max_concurrent_tasks: int
         _live: dict[str, Live]
         _queue: deque[str]
+        _unresumable: set[tuple[str, datetime]]
         _stopping: bool
 
         @property
@@ -90,8 +92,9 @@ class SharedStoreMixin:
         resume_paused = self.auto_resume
         candidates = [
             row
-            for row in await self.store.summaries()
+            for row in await self.store.unfinished()
             if row.task_id not in self.leases.held
+            and (row.task_id, row.updated_at) not in self._unresumable
             and (
                 row.status.active
                 or (resume_paused and row.status is Status.paused and row.paused_by in ORPHANED)
@@ -113,7 +116,10 @@ class SharedStoreMixin:
                     try:
                         request = self._stored_request(state)
                     except BadRequest as error:
+                        # Said once: the next passes skip it until the task changes (another
+                        # server, configured differently, may still resume it).
                         self.log.error("Cannot resume task %s: %s", state.task_id, error.message)
+                        self._unresumable.add((row.task_id, row.updated_at))
                         await self._let_go(state.task_id)
                         continue
                     self.log.info("Resuming task %s %s", state.task_id, why)
@@ -198,9 +204,17 @@ class SharedStoreMixin:
         if live is not None and is_running(live):
             live.stop_reason = "lost"
             assert live.runner is not None
-            live.runner.cancel()
+            if live.runner is not asyncio.current_task():  # a runner that found out stops itself
+                live.runner.cancel()
         self.store.detach(task_id)
         self.events.forget(task_id)
+
+    async def _store_lost(self, task_id: str) -> None:
+        """The store refused a write of the task: its lease went to another server."""
+        if task_id in self.leases.held or task_id in self._live:
+            self.log.warning("Task %s was taken over by another server; stopped here", task_id)
+        self.leases.held.discard(task_id)
+        await self._lease_lost(task_id)
 
     async def _claim(self, task_id: str) -> TaskState | None:
         """Take the task's lease and load its state under it; None if another server holds it."""

@@ -53,6 +53,16 @@ class StoreUnavailable(DeepResearchError):
     status_code = 503
 
 
+class LeaseLost(DeepResearchError):
+    """This server may no longer write the task: another server took its lease over."""
+
+    status_code = 409
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"Task {task_id!r} is now run by another server.")
+        self.task_id = task_id
+
+
 class ResearchError(DeepResearchError):
     """A research run failed for a reason the user should read (provider error, bad source)."""
 

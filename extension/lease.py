@@ -98,11 +98,9 @@ class LeaseKeeper:
         for task_id in held:
             if task_id in kept or task_id not in self.held:
                 continue
-            # Lapsed while the store was unreachable, but nobody took it: nobody else wrote
-            # either (only holders write), so taking it back is safe.
-            if await self.store.acquire_lease(task_id, self.owner, self.seconds):
-                self.log.warning("Lease of task %s lapsed and was taken back", task_id)
-                continue
+            # Not taken back with `acquire`: a free lease may be free because another server
+            # took the task, finished it and let go while this one was frozen. A backend keeps
+            # a lapsed lease nobody else took in `renew_leases` itself.
             if task_id in self.held:
                 self.held.discard(task_id)
                 self.log.warning("Lost the lease of task %s to another server", task_id)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from .errors import (
     BadRequest,
     Conflict,
     DeepResearchError,
+    LeaseLost,
     MissingCredentials,
     StoreUnavailable,
     TaskNotFound,
@@ -119,8 +120,13 @@ class TaskManager(SharedStoreMixin):
             on_tick=self.take_over,
             log=self.log,
         )
+        # Fencing: the store refuses writes of tasks whose lease another server took since.
+        store.writer_id = self.leases.owner
+        store.writer_lease_seconds = self.leases.seconds
+        store.on_lease_lost = self._store_lost
         self.events = EventHub(store, self.get, self.log, is_local=self._owns)
         self._stopping = False
+        self._unresumable: set[tuple[str, datetime]] = set()  # (id, updated_at): said once
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self.auto_resume = True
@@ -426,6 +432,11 @@ class TaskManager(SharedStoreMixin):
                 self._stale_snapshots[state.task_id] = state
         except asyncio.CancelledError:
             await self._after_cancel(live)
+        except LeaseLost:
+            # Frozen past the lease (a paused VM, a stopped process): another server resumed
+            # the task and owns every write from now on.
+            live.stop_reason = "lost"
+            await self._store_lost(state.task_id)
         except MissingCredentials as error:
             self.log.warning("Task %s paused: %s", state.task_id, error.message)
             await self._finish_quietly(state, Status.paused, error.message, reason="credentials")
@@ -481,6 +492,8 @@ class TaskManager(SharedStoreMixin):
         try:
             await self._set_status(state, status, error=message, reason=reason)
             await self.store.save(state, durable=True)
+        except LeaseLost:
+            await self._store_lost(state.task_id)  # the new holder's state is the truth
         except DeepResearchError as error:
             self.log.error(
                 "Could not record %s for task %s: %s", status.value, state.task_id, error

@@ -141,13 +141,27 @@ def renew(directory: Path, task_ids: list[str], owner: str, seconds: float) -> s
 
 
 def release(directory: Path, task_id: str, owner: str) -> None:
-    """Remove the lease if `owner` holds it."""
+    """Let the lease lapse now if `owner` holds it.
+
+    The record stays, expired, naming its last holder: that is what fences a runner that was
+    frozen past its lease (`may_write`) even after the server that took over released it too.
+    """
     with folder_lock(directory):
         path = lease_path(directory, task_id)
         record = _read(path)
         if record is not None and record.get("owner") == owner:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            _replace(path, {"owner": owner, "expires": 0})
+
+
+def may_write(directory: Path, task_id: str, writer: str) -> bool:
+    """Whether `writer` may still write the task: nobody else took its lease since.
+
+    A lapsed lease of `writer`'s own that nobody took is still good: nobody else wrote. No
+    record at all: a task nobody ever claimed (a seed file) or one just deleted (the write
+    finds that out itself).
+    """
+    record = _read(lease_path(directory, task_id))
+    return record is None or record.get("owner") == writer
 
 
 def request(directory: Path, task_id: str, action: str) -> None:

@@ -7,7 +7,7 @@ Each backend (`files`, later `redis`) implements `TaskStore`. The manager owns t
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -141,6 +141,14 @@ class TaskStore(abc.ABC):
     """Persistence of tasks and their event logs. All methods are safe to await concurrently."""
 
     kind: str = "abstract"
+    # Fencing. The manager sets `writer_id` to its lease owner name: a backend then refuses a
+    # write of a task whose lease another writer has taken since (a runner frozen longer than
+    # its lease must not write over the server that took its task over). A refused task is
+    # dropped from the store's writers and reported once through `on_lease_lost`; a direct
+    # `save`/`flush` call for it raises `LeaseLost`. Without a `writer_id` nothing is fenced.
+    writer_id: str | None = None
+    writer_lease_seconds: float = 30.0  # how long a lease taken back by a write lasts
+    on_lease_lost: Callable[[str], Awaitable[None]] | None = None
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -169,6 +177,13 @@ class TaskStore(abc.ABC):
     @abc.abstractmethod
     async def summaries(self) -> list[TaskSummary]:
         """One row per stored task, without loading outputs or checkpoints."""
+
+    async def unfinished(self) -> list[TaskSummary]:
+        """Rows of tasks that are not terminal (queued, running, paused): takeover candidates.
+
+        Backends keep an index so this does not grow with the number of finished tasks.
+        """
+        return [row for row in await self.summaries() if not row.status.terminal]
 
     @abc.abstractmethod
     async def append(self, state: TaskState, type: str, data: dict[str, Any]) -> Event:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from filelock import Timeout
 
-from ..errors import StoreUnavailable
+from ..errors import LeaseLost, StoreUnavailable
 from ..models import Status
 from . import _folder as folder
 from . import _journal as journal
@@ -208,7 +208,8 @@ class FileTaskStore(TaskStore):
             # Captured before the flush, so the log always reaches the snapshot's lastEventId.
             head, body = snapshot_parts(state, utcnow())
             await self._flush_locked(entry)
-            await self._io(lambda: atomic_write(snap, encode_snapshot(head, body)))
+            data = encode_snapshot(head, body)
+            await self._io(self._fenced, state.task_id, lambda: atomic_write(snap, data))
         self._settle(entry)
 
     async def save_checkpoint(self, state: TaskState, key: str, value: Any) -> None:
@@ -226,7 +227,11 @@ class FileTaskStore(TaskStore):
         paths = self._paths(state.task_id)
         async with entry.lock:
             header = journal.header_line(state, state.last_event_id + 1)
-            entry.tail = await self._io(journal.create_log, paths.log, paths.idx, header, [])
+            entry.tail = await self._io(
+                self._fenced,
+                state.task_id,
+                lambda: journal.create_log(paths.log, paths.idx, header, []),
+            )
             # Unflushed events of the old run go with it; their ids stay used.
             entry.pending.clear()
             entry.prelude = None
@@ -242,6 +247,7 @@ class FileTaskStore(TaskStore):
 
     async def _flush_all(self, *, raise_errors: bool) -> None:
         first: StoreUnavailable | None = None
+        lost: list[str] = []
         for entry in list(self._entries.values()):
             if not entry.pending:
                 continue
@@ -252,7 +258,13 @@ class FileTaskStore(TaskStore):
                 if first is None:
                     first = exc
                 continue
+            except LeaseLost as exc:
+                lost.append(exc.task_id)  # the other tasks are still written
+                continue
             self._settle(entry)
+        for task_id in lost:
+            if self.on_lease_lost is not None:
+                await self.on_lease_lost(task_id)
         if first is not None:
             if raise_errors:
                 raise first
@@ -275,7 +287,17 @@ class FileTaskStore(TaskStore):
         prelude = [(e.id, journal.event_line(e)) for e in entry.prelude or []]
         paths = self._paths(state.task_id)
         try:
-            tail = await self._io(folder.write_lines, paths, entry.tail, prelude, header, lines)
+            tail = await self._io(
+                self._fenced,
+                state.task_id,
+                lambda: folder.write_lines(paths, entry.tail, prelude, header, lines),
+            )
+        except LeaseLost:
+            # Another server took the task over: what is buffered here must never reach it.
+            entry.pending.clear()
+            if self._entries.get(state.task_id) is entry:
+                del self._entries[state.task_id]
+            raise
         except StoreUnavailable:
             entry.tail = None  # the log's end is unknown now: check it before the next write
             raise
@@ -294,6 +316,18 @@ class FileTaskStore(TaskStore):
         del entry.pending[: len(batch)]
         entry.prelude = None
         self._failure = None
+
+    def _fenced(self, task_id: str, write: Callable[[], _T]) -> _T:
+        """Run a write of the task (in a worker thread) unless another writer took it over.
+
+        The lease is read just before the write, in the same thread hop; a process frozen in
+        between these two steps can still write once (a shared folder offers no atomic
+        compare-and-write; the `redis` backend checks inside its write script).
+        """
+        writer = self.writer_id
+        if writer is not None and not leases.may_write(self.directory, task_id, writer):
+            raise LeaseLost(task_id)
+        return write()
 
     # Reading
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -109,6 +111,52 @@ def test_sigkill_runner_another_server_resumes_with_continuous_ids(cluster: Clus
     outputs = [data["text"] for _, kind, data in stored if kind == "output"]
     assert outputs == [f"Unit {n} of {query!r} done." for n in range(8)]
     assert "Resuming task" in other.log()
+
+
+@BOTH
+def test_runner_frozen_past_its_lease_never_writes_over_the_server_that_took_over(
+    cluster: Cluster,
+) -> None:
+    """SIGSTOP the runner (a paused VM or container) until another server has taken the task
+    over and finished it; after SIGCONT the old runner must not add a single event."""
+    query = "frozen units=6 delay=0.3"
+    runner, other = cluster(2)
+    assert runner.process is not None
+    with runner.client() as client:
+        task_id = client.post("tasks", json={"query": query}).json()["task_id"]
+    tail = Tail(other, task_id)
+    tail.start()
+    tail.wait_until(lambda events: sum(kind == "output" for _, kind, _, _ in events) >= 2)
+    os.kill(runner.process.pid, signal.SIGSTOP)
+    try:
+        with other.client() as client:
+            done = wait_for(client, task_id, "completed", timeout=LEASE_SECONDS + 30)
+            finished = all_events(client, task_id)
+    finally:
+        os.kill(runner.process.pid, signal.SIGCONT)
+    # The old runner wakes mid-unit with events to write and a lease that lapsed: give it a few
+    # lease periods to try, then nothing may have changed.
+    marker = "taken over by another server"
+    deadline = time.monotonic() + 3 * LEASE_SECONDS + 10
+    while marker not in runner.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(LEASE_SECONDS)
+    with other.client() as client:
+        assert all_events(client, task_id) == finished
+        after = client.get(f"tasks/{task_id}").json()
+        # The old runner's own end (attempt 1) would have replaced the snapshot.
+        assert (after["status"], after["attempts"]) == ("completed", 2), after
+    with runner.client() as client:  # the old runner serves the new holder's result
+        info = client.get(f"tasks/{task_id}").json()
+        assert info["status"] == "completed" and info["result"] == done["result"], info
+        assert info["attempts"] == 2, info
+    assert marker in runner.log() or "Lost the lease" in runner.log(), runner.log()[-3000:]
+    assert done["attempts"] == 2
+    assert done["result"]["report"] == expected_report(query, 6)
+    ids = [event_id for event_id, _, _ in finished]
+    assert ids == list(range(1, len(ids) + 1))
+    assert [kind for _, kind, _ in finished][-1] == "status"
+    tail.join(30)
 
 
 @BOTH
