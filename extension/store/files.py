@@ -28,6 +28,7 @@ from . import _lease as leases
 from ._atomic import atomic_write, remove_stale_temps, storage_error
 from ._heads import Head, NeedsFullLoad, load_head
 from ._recovery import Signature, load_task, quarantine, signature
+from ._watch import FolderWatch
 from .base import (
     CONTROL_ACTIONS,
     EVENT_TYPES,
@@ -44,6 +45,7 @@ _READ_BUDGET = 256 * 1024  # bytes of log read per worker-thread hop while strea
 _FIRST_READ = 16 * 1024  # the first hop is small: the first event comes fast and costs little
 _HEADS = 1024  # cached heads (small: no outputs) of tasks read but not written here
 TAIL_POLL_SECONDS = 0.2  # how often a follower of another server's task looks for news
+WATCHED_POLL_SECONDS = 1.0  # the same while inotify watches the folder (NFS clients' writes)
 _T = TypeVar("_T")
 
 
@@ -86,6 +88,7 @@ class FileTaskStore(TaskStore):
         self._flusher: asyncio.Task[None] | None = None
         self._failure: StoreUnavailable | None = None  # set while the last write failed
         self._warned: str | None = None
+        self._watch = FolderWatch(self.directory, self.log)
 
     # Paths and helpers
 
@@ -157,6 +160,7 @@ class FileTaskStore(TaskStore):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
+        await self._watch.close()
         await self.flush()
 
     async def _flush_loop(self) -> None:
@@ -513,20 +517,28 @@ class FileTaskStore(TaskStore):
         return await self._io(leases.take, self.directory, list(task_ids))
 
     async def wait_changed(self, task_id: str, after: int, timeout: float) -> bool:
-        """Poll the index and snapshot (a `stat` each) until they change or `timeout` passes."""
+        """Wait until the index or snapshot changes (inotify, and a `stat` of each per poll)."""
         paths = self._paths(task_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        durable = await self._io(leases.durable_last_id, paths.idx, writes=False)
-        if durable is not None and durable[1] > after:
-            return True
-        marker = leases.change_marker(paths.idx, paths.snapshot)
-        # A stat of two files every TAIL_POLL_SECONDS per tailed task keeps idle CPU near zero;
-        # inotify would not see writes other NFS clients make, polling does.
-        while loop.time() < deadline:
-            await asyncio.sleep(min(TAIL_POLL_SECONDS, max(0.0, deadline - loop.time())))
-            if leases.change_marker(paths.idx, paths.snapshot) != marker:
+        # Watching starts before the first look, so a change in between still wakes us.
+        with self._watch.watching(task_id) as woken:
+            durable = await self._io(leases.durable_last_id, paths.idx, writes=False)
+            if durable is not None and durable[1] > after:
                 return True
+            marker = leases.change_marker(paths.idx, paths.snapshot)
+            # Polling stays, slower while inotify works: it alone sees other NFS clients' writes.
+            poll = WATCHED_POLL_SECONDS if woken is not None else TAIL_POLL_SECONDS
+            while loop.time() < deadline:
+                step = min(poll, max(0.0, deadline - loop.time()))
+                if woken is None:
+                    await asyncio.sleep(step)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), step)
+                    woken.clear()
+                if leases.change_marker(paths.idx, paths.snapshot) != marker:
+                    return True
         return False
 
     async def health(self) -> dict[str, Any]:
