@@ -137,7 +137,12 @@ class DeepResearchApp(ExtensionApp):
         if self.store == "redis":
             from .store.redis import RedisTaskStore
 
-            return RedisTaskStore(self.redis_url, flush_interval=self.flush_interval, log=self.log)
+            return RedisTaskStore(
+                self.redis_url,
+                flush_interval=self.flush_interval,
+                retention_seconds=self.max_task_age_hours * 3600,
+                log=self.log,
+            )
         from .store.files import FileTaskStore
 
         return FileTaskStore(

@@ -2,7 +2,10 @@
 
 Keys (prefix from the URL's `?prefix=`, default `deepresearch:`), all in `Keys`:
   {p}tasks           sorted set: task ids scored by creation time (the listing)
-  {p}task:{id}       hash: the `TaskInfo` fields, JSON-encoded (no outputs)
+  {p}active          set: ids of tasks that are not terminal (takeover candidates)
+  {p}active:built    string: present once `active` was filled for tasks stored before it
+  {p}task:{id}       hash: the `TaskInfo` fields, JSON-encoded (no outputs), and `_writer`:
+                     the lease owner that wrote it last (fencing)
   {p}events:{id}     stream of the current run: entry id `N-1` is SSE id N, fields t (type), d
   {p}ckpt:{id}       hash: checkpoints of the current run
   {p}lease:{id}      string: the lease holder, with a PX expiry (SET NX PX, Lua renew/release)
@@ -10,6 +13,13 @@ Keys (prefix from the URL's `?prefix=`, default `deepresearch:`), all in `Keys`:
 Appends are buffered and written by `flush` in one pipeline (XADDs plus the head's HSET), so
 the cost of an event does not grow with the task. Durability is whatever the Redis server is
 configured for (`appendonly yes` + `appendfsync everysec` matches `flush_interval=1`).
+
+The scripts that write a task's head also keep the `active` set and the expiry: with
+`retention_seconds`, a finished task's hash, stream and checkpoints expire on their own at
+finishedAt + retention (a resumed task's are kept again); ids left in `tasks` by expired hashes
+are dropped when the listing meets them. With a `writer_id`, every write of a task is fenced in
+its script: it happens only while the writer holds the task's lease, or wrote it last and nobody
+took the lapsed lease since.
 """
 
 from __future__ import annotations
@@ -23,15 +33,21 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, TypeVar
 
-from ..errors import StoreUnavailable
+from ..errors import LeaseLost, StoreUnavailable
 from ..models import Status
 from ._lease import owner_gone
 from ._redis_keys import (
     ACQUIRE_SCRIPT,
+    CHECKPOINT_SCRIPT,
     CREATE_SCRIPT,
+    EXPIRE_SCRIPT,
     FLUSH_SCRIPT,
+    LOST,
+    PRUNE_SCRIPT,
     RELEASE_SCRIPT,
     RENEW_SCRIPT,
+    RESET_SCRIPT,
+    WRITTEN,
     Keys,
     RedisSettings,
 )
@@ -50,6 +66,10 @@ _T = TypeVar("_T")
 _BATCH = 1000  # stream entries per XRANGE round trip
 _POOL_SIZE = 32  # connections for ordinary commands (pipelines keep the count low)
 _TAIL_POOL_SIZE = 1024  # blocking reads: one per task followed from another server
+_KEYS_PER_SCRIPT = 500  # tasks per index-upkeep script call; the calls share one pipeline
+_ROW_FIELDS = ("status", "owner", "createdAt", "updatedAt", "finishedAt", "pausedBy")
+# How a terminal status reads in a hash, for the scripts that drop finished ids from `active`.
+_TERMINAL_JSON = tuple(json.dumps(s.value) for s in Status if s.terminal)
 
 
 def _head(state: TaskState) -> dict[str, str]:
@@ -73,11 +93,12 @@ def _head(state: TaskState) -> dict[str, str]:
         "error": state.error,
         "pausedBy": state.paused_by,
     }
-    return {key: json.dumps(value, ensure_ascii=False) for key, value in fields.items()}
+    return {key: _json(value) for key, value in fields.items()}
 
 
 def _state(task_id: str, raw: dict[bytes, bytes]) -> TaskState:
-    f = {k.decode(): json.loads(v) for k, v in raw.items()}
+    # Hidden fields (`_writer`) are the store's own, not part of the state.
+    f = {k.decode(): json.loads(v) for k, v in raw.items() if not k.startswith(b"_")}
     return TaskState(
         task_id=task_id,
         request=f["request"],
@@ -96,6 +117,21 @@ def _state(task_id: str, raw: dict[bytes, bytes]) -> TaskState:
         result=f.get("result"),
         error=f.get("error"),
         paused_by=f.get("pausedBy"),
+    )
+
+
+def _summary(task_id: str, values: list[bytes | None]) -> TaskSummary:
+    status, owner, created, updated, finished, paused_by = (
+        json.loads(v) if v is not None else None for v in values
+    )
+    return TaskSummary(
+        task_id=task_id,
+        status=Status(status),
+        owner=owner,
+        created_at=parse_iso(str(created)),
+        updated_at=parse_iso(str(updated)),
+        finished_at=parse_iso(finished) if finished else None,
+        paused_by=paused_by,
     )
 
 
@@ -122,11 +158,13 @@ class RedisTaskStore(TaskStore):
         url: str,
         *,
         flush_interval: float = 1.0,
+        retention_seconds: float = 0.0,
         log: logging.Logger | None = None,
     ) -> None:
         self.settings = RedisSettings.from_url(url)
         self.keys = Keys(self.settings.prefix)
         self.flush_interval = flush_interval
+        self.retention_seconds = retention_seconds  # 0: finished tasks are kept forever
         self.log = log or logging.getLogger(__name__)
         self._client: Any = None
         self._tail_client: Any = None
@@ -134,6 +172,8 @@ class RedisTaskStore(TaskStore):
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._failure: StoreUnavailable | None = None
+        # Tasks whose last write was refused by fencing: reported once, until written again.
+        self._lost: set[str] = set()
 
     # Plumbing
 
@@ -191,8 +231,28 @@ class RedisTaskStore(TaskStore):
     async def open(self) -> None:
         """Check the connection and start the background flusher."""
         await self._call(lambda: self.client.ping(), writes=False)
+        await self._index_unfinished()
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name="deepresearch-flush")
+
+    async def _index_unfinished(self) -> None:
+        """Fill the `active` set once for tasks stored before it existed.
+
+        Only adds: a task that turns terminal meanwhile is dropped by the next `unfinished()`,
+        and one resumed meanwhile is added by its own write.
+        """
+        if await self._call(lambda: self.client.exists(self.keys.active_built), writes=False):
+            return
+        ids = [row.task_id for row in await self.summaries() if not row.status.terminal]
+
+        async def run() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            if ids:
+                pipe.sadd(self.keys.active, *ids)
+            pipe.set(self.keys.active_built, 1)
+            return await pipe.execute()
+
+        await self._call(run)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -218,14 +278,15 @@ class RedisTaskStore(TaskStore):
     # Writing
 
     async def create(self, state: TaskState, *, lease: LeaseRequest | None = None) -> bool:
-        head = _head(state)
-        flat = [item for pair in head.items() for item in pair]
         owner = lease.owner if lease else ""
         ms = str(int(lease.seconds * 1000)) if lease else "0"
-        keys = [self.keys.task(state.task_id), self.keys.tasks, self.keys.lease(state.task_id)]
-        args = [state.created_at.timestamp(), state.task_id, owner, ms, *flat]
-        created = await self._call(lambda: self.client.eval(CREATE_SCRIPT, 3, *keys, *args))
+        writer = _json(self.writer_id) if self.writer_id is not None else ""
+        keys = [*self.keys.head(state.task_id), self.keys.tasks]
+        args = [state.created_at.timestamp(), state.task_id, owner, ms, writer]
+        args += [*self._keep_args(state), *_flat(state)]
+        created = await self._call(lambda: self.client.eval(CREATE_SCRIPT, len(keys), *keys, *args))
         if created:
+            self._lost.discard(state.task_id)
             self._writer(state)
         return bool(created)
 
@@ -242,63 +303,128 @@ class RedisTaskStore(TaskStore):
 
     async def save(self, state: TaskState, *, durable: bool = False) -> None:
         self._writer(state).dirty = True
-        await self.flush()
+        await self._flush()
+        # Also set when a concurrent flush (the background one) met the refusal first.
+        if state.task_id in self._lost:
+            raise LeaseLost(state.task_id)
         self._settle(state)
 
     async def save_checkpoint(self, state: TaskState, key: str, value: Any) -> None:
         encoded = json.dumps(value, ensure_ascii=False)
         state.checkpoints[key] = value
-        await self.flush()
-        await self._call(
-            lambda: self.client.hset(self.keys.checkpoints(state.task_id), key, encoded)
-        )
+        task_id = state.task_id
+        if task_id in await self._flush():
+            raise LeaseLost(task_id)
+        keys = [self.keys.task(task_id), self.keys.checkpoints(task_id), self.keys.lease(task_id)]
+        args = [*self._fence_args(), key, encoded]
+        code = await self._call(lambda: self.client.eval(CHECKPOINT_SCRIPT, 3, *keys, *args))
+        await self._check_written(task_id, code)
 
     async def reset_run(self, state: TaskState) -> None:
         writer = self._writer(state)
         writer.pending.clear()
         state.reset_run()
         task_id = state.task_id
-
-        async def run() -> Any:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self.keys.events(task_id), self.keys.checkpoints(task_id))
-            pipe.hset(self.keys.task(task_id), mapping=_head(state))
-            return await pipe.execute()
-
-        await self._call(run)
+        keys = self.keys.head(task_id)
+        args = [task_id, *self._fence_args(), *self._keep_args(state), *_flat(state)]
+        code = await self._call(lambda: self.client.eval(RESET_SCRIPT, len(keys), *keys, *args))
         writer.dirty = False
+        await self._check_written(task_id, code)
 
     async def flush(self) -> None:
-        """Write every buffered event and changed head, one pipeline for all tasks."""
+        """Write every buffered event and changed head, one pipeline for all tasks.
+
+        Never raises `LeaseLost`: a fenced-off task is dropped and reported through
+        `on_lease_lost`, and the other tasks are written all the same.
+        """
+        await self._flush()
+
+    async def _flush(self) -> set[str]:
+        """`flush`; the ids of tasks whose writes were refused by fencing."""
+        report: list[str] = []
+        lost: set[str] = set()
         async with self._lock:
             writers = [w for w in self._writers.values() if w.dirty or w.pending]
             if not writers:
-                return
+                return lost
             batches = [(w, list(w.pending)) for w in writers]
+            fence = self._fence_args()
 
             async def run() -> Any:
                 pipe = self.client.pipeline(transaction=False)
                 for writer, events in batches:
-                    task_id = writer.state.task_id
-                    args: list[Any] = [len(events)]
+                    state = writer.state
+                    args: list[Any] = [state.task_id, *fence, *self._keep_args(state)]
+                    args.append(len(events))
                     for event in events:
                         args += [f"{event.id}-1", event.type, json.dumps(event.data)]
-                    keys = (self.keys.task(task_id), self.keys.events(task_id))
-                    pipe.eval(FLUSH_SCRIPT, 2, *keys, *args, *_flat(writer.state))
+                    keys = self.keys.head(state.task_id)
+                    pipe.eval(FLUSH_SCRIPT, len(keys), *keys, *args, *_flat(state))
                 return await pipe.execute()
 
-            await self._call(run)
-            for writer, events in batches:
+            codes = await self._call(run)
+            for (writer, events), code in zip(batches, codes, strict=True):
+                task_id = writer.state.task_id
+                if code == LOST:
+                    lost.add(task_id)
+                    if self._refused(task_id):
+                        report.append(task_id)
+                    continue
+                if code == WRITTEN:
+                    self._lost.discard(task_id)
                 del writer.pending[: len(events)]
                 writer.dirty = False
             for writer, _ in batches:
-                self._settle(writer.state)
+                if writer.state.task_id not in lost:
+                    self._settle(writer.state)
+        # Outside the lock: the callback stops a runner, which may flush or save on its way out.
+        await self._report_lost(report)
+        return lost
 
     def _settle(self, state: TaskState) -> None:
         writer = self._writers.get(state.task_id)
         idle = writer is not None and not writer.pending and not writer.dirty
         if idle and not state.status.active:
             del self._writers[state.task_id]
+
+    # Fencing and expiry
+
+    def _fence_args(self) -> list[Any]:
+        """Writer, writer as JSON and lease ms for the scripts' `may_write` ('' = unfenced)."""
+        if self.writer_id is None:
+            return ["", "", 0]
+        return [self.writer_id, _json(self.writer_id), int(self.writer_lease_seconds * 1000)]
+
+    def _keep_args(self, state: TaskState) -> list[str]:
+        """Expire-at ms ('0' = keep) and the `active` flag for a head in this state."""
+        expire_at = 0
+        if self.retention_seconds > 0 and state.status.terminal and state.finished_at:
+            expire_at = int((state.finished_at.timestamp() + self.retention_seconds) * 1000)
+        return [str(expire_at), "0" if state.status.terminal else "1"]
+
+    def _refused(self, task_id: str) -> bool:
+        """Drop a fenced-off task's writer like `detach`; True if the loss is news."""
+        writer = self._writers.pop(task_id, None)
+        if writer is not None:
+            writer.pending.clear()  # the new holder owns the log: these must never reach it
+        news = task_id not in self._lost
+        self._lost.add(task_id)
+        return news
+
+    async def _report_lost(self, task_ids: list[str]) -> None:
+        if self.on_lease_lost is None:
+            return
+        for task_id in task_ids:
+            await self.on_lease_lost(task_id)
+
+    async def _check_written(self, task_id: str, code: int) -> None:
+        """After a direct write's script: report and raise a refusal."""
+        if code == LOST:
+            if self._refused(task_id):
+                await self._report_lost([task_id])
+            raise LeaseLost(task_id)
+        if code == WRITTEN:
+            self._lost.discard(task_id)
 
     # Reading
 
@@ -326,39 +452,67 @@ class RedisTaskStore(TaskStore):
         return state
 
     async def summaries(self) -> list[TaskSummary]:
+        return [_summary(task_id, values) for task_id, values in await self._listed()]
+
+    async def _listed(self) -> list[tuple[str, list[Any]]]:
+        """The listing fields of every task in `tasks`, dropping ids whose hash is gone."""
         ids = [
             i.decode()
             for i in await self._call(
                 lambda: self.client.zrange(self.keys.tasks, 0, -1), writes=False
             )
         ]
-        fields = ("status", "owner", "createdAt", "updatedAt", "finishedAt", "pausedBy")
+        rows, gone = await self._rows(ids)
+        if gone:  # expired through their TTL (a sorted set's members cannot expire)
+            await self._prune(self.keys.tasks, "ZREM", gone)
+        return rows
+
+    async def unfinished(self) -> list[TaskSummary]:
+        """From the `active` set: the cost does not grow with the number of finished tasks."""
+        ids = sorted(
+            i.decode()
+            for i in await self._call(lambda: self.client.smembers(self.keys.active), writes=False)
+        )
+        rows, gone = await self._rows(ids)
+        found = [_summary(task_id, values) for task_id, values in rows]
+        stale = gone + [row.task_id for row in found if row.status.terminal]
+        if stale:  # left by an expiry, a delete racing a write, or the first index build
+            await self._prune(self.keys.active, "SREM", stale, _TERMINAL_JSON)
+        return sorted((row for row in found if not row.status.terminal), key=_created)
+
+    async def _rows(self, ids: list[str]) -> tuple[list[tuple[str, list[Any]]], list[str]]:
+        """The listing fields of these tasks (one pipeline), and the ids whose hash is gone."""
+        if not ids:
+            return [], []
 
         async def run() -> Any:
             pipe = self.client.pipeline(transaction=False)
             for task_id in ids:
-                pipe.hmget(self.keys.task(task_id), fields)
+                pipe.hmget(self.keys.task(task_id), _ROW_FIELDS)
             return await pipe.execute()
 
-        rows = []
+        rows, gone = [], []
         for task_id, values in zip(ids, await self._call(run, writes=False), strict=True):
             if values[0] is None:
-                continue  # deleted between the two calls
-            status, owner, created, updated, finished, paused_by = (
-                json.loads(v) if v is not None else None for v in values
-            )
-            rows.append(
-                TaskSummary(
-                    task_id=task_id,
-                    status=Status(status),
-                    owner=owner,
-                    created_at=parse_iso(str(created)),
-                    updated_at=parse_iso(str(updated)),
-                    finished_at=parse_iso(finished) if finished else None,
-                    paused_by=paused_by,
-                )
-            )
-        return rows
+                gone.append(task_id)
+            else:
+                rows.append((task_id, values))
+        return rows, gone
+
+    async def _prune(
+        self, index: str, command: str, ids: list[str], stale: tuple[str, ...] = ()
+    ) -> None:
+        """Drop ids from an index whose task is gone (or has one of the `stale` statuses)."""
+
+        async def run() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            for start in range(0, len(ids), _KEYS_PER_SCRIPT):
+                batch = ids[start : start + _KEYS_PER_SCRIPT]
+                keys = [index, *(self.keys.task(task_id) for task_id in batch)]
+                pipe.eval(PRUNE_SCRIPT, len(keys), *keys, command, len(batch), *batch, *stale)
+            return await pipe.execute()
+
+        await self._call(run)
 
     async def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
         """XRANGE from `after + 1` in batches, then this store's unflushed events."""
@@ -395,24 +549,45 @@ class RedisTaskStore(TaskStore):
 
     async def delete(self, task_id: str) -> bool:
         self._writers.pop(task_id, None)
+        self._lost.discard(task_id)
 
         async def run() -> Any:
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(*self.keys.of(task_id))
             pipe.zrem(self.keys.tasks, task_id)
+            pipe.srem(self.keys.active, task_id)
             return await pipe.execute()
 
         results = await self._call(run)
         return bool(results[0])
 
     async def expire(self, older_than: datetime) -> list[str]:
+        """The sweep for what TTLs did not cover (e.g. finished before retention was set)."""
         if older_than.tzinfo is None:
             older_than = older_than.replace(tzinfo=timezone.utc)
-        removed = []
-        for row in await self.summaries():
-            old = row.status.terminal and row.finished_at and row.finished_at < older_than
-            if old and await self.delete(row.task_id):
-                removed.append(row.task_id)
+        old = []
+        for task_id, values in await self._listed():
+            row = _summary(task_id, values)
+            if row.status.terminal and row.finished_at and row.finished_at < older_than:
+                old.append((task_id, values[_ROW_FIELDS.index("finishedAt")]))
+        if not old:
+            return []
+
+        async def run() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            for start in range(0, len(old), _KEYS_PER_SCRIPT):
+                keys = [self.keys.tasks, self.keys.active]
+                args: list[Any] = []
+                for task_id, finished in old[start : start + _KEYS_PER_SCRIPT]:
+                    keys += self.keys.of(task_id)
+                    args += [task_id, finished]
+                pipe.eval(EXPIRE_SCRIPT, len(keys), *keys, *args)
+            return await pipe.execute()
+
+        removed = [i.decode() for batch in await self._call(run) for i in batch]
+        for task_id in removed:
+            self._writers.pop(task_id, None)
+            self._lost.discard(task_id)
         return removed
 
     def detach(self, task_id: str) -> None:
@@ -427,14 +602,16 @@ class RedisTaskStore(TaskStore):
         stale = current.decode() if current and owner_gone(current.decode()) else ""
         ms = int(seconds * 1000)
         taken = await self._call(lambda: self.client.eval(ACQUIRE_SCRIPT, 1, key, owner, ms, stale))
+        if taken:
+            self._lost.discard(task_id)  # ours again: a refusal from now on is a new loss
         return bool(taken)
 
     async def renew_leases(self, task_ids: list[str], owner: str, seconds: float) -> set[str]:
         if not task_ids:
             return set()
-        keys = [self.keys.lease(t) for t in task_ids]
-        ms = int(seconds * 1000)
-        held = await self._call(lambda: self.client.eval(RENEW_SCRIPT, len(keys), *keys, owner, ms))
+        keys = [self.keys.lease(t) for t in task_ids] + [self.keys.task(t) for t in task_ids]
+        args = [owner, int(seconds * 1000), _json(owner)]
+        held = await self._call(lambda: self.client.eval(RENEW_SCRIPT, len(keys), *keys, *args))
         return {task_ids[int(i) - 1] for i in held}
 
     async def release_lease(self, task_id: str, owner: str) -> None:
@@ -485,3 +662,12 @@ class RedisTaskStore(TaskStore):
 
 def _flat(state: TaskState) -> list[str]:
     return [item for pair in _head(state).items() for item in pair]
+
+
+def _json(value: Any) -> str:
+    """A field value as the task hash stores it (`_head`'s encoding)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _created(row: TaskSummary) -> datetime:
+    return row.created_at
