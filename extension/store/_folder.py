@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -95,45 +96,96 @@ def remove_files(directory: Path, task_id: str) -> bool:
     return existed
 
 
-HeadCache = dict[str, tuple[tuple[int, int], TaskSummary]]
+Stamp = tuple[int, int, int]  # a snapshot's (st_ino, st_mtime_ns, st_size)
+HeadCache = dict[str, tuple[Stamp, TaskSummary]]
+# "Racy git": a snapshot whose mtime is this close to the scan's start may still be rewritten
+# within the same clock tick (same size, perhaps the same inode), so its row is not cached.
+RACY_NS = 2_000_000_000
+
+
+class Scan(NamedTuple):
+    """What one pass over the folder found."""
+
+    rows: dict[str, TaskSummary]  # from snapshot heads
+    others: list[str]  # ids that need a full look (seed, damaged, log only, log ahead)
+    heads: HeadCache  # rows safe to trust next time while the snapshot's stamp is unchanged
+    started: float  # time.monotonic() at the start
+    # The folder's (st_ino, st_mtime_ns) before its listing, if settled (None if "racy"): while
+    # it holds, no name was added, removed or renamed, so every snapshot is the file scanned.
+    folder: tuple[int, int] | None
+
+
+def folder_stamp(directory: Path) -> tuple[int, int]:
+    """The folder's (inode, mtime): any create, delete or rename inside it changes it."""
+    info = os.stat(directory)
+    return info.st_ino, info.st_mtime_ns
 
 
 def scan(
-    directory: Path, skip: set[str], cache: HeadCache | None = None
-) -> tuple[dict[str, TaskSummary], list[str], HeadCache]:
+    directory: Path, skip: set[str], cache: HeadCache | None = None, *, check_logs: bool = False
+) -> Scan:
     """Summaries from snapshot heads, ids that need a full load (seed, damaged, log only), and
-    the heads by (mtime, size) for the next scan, which then reads only changed snapshots."""
+    the heads by stamp for the next scan, which then reads only changed snapshots.
+
+    A cached row is used only while the snapshot's (inode, mtime, size) is the one its head was
+    read at (fstat of the file read), and rows of snapshots younger than `RACY_NS` at the
+    scan's start are never cached. With `check_logs`, a task whose log was written after its
+    snapshot goes to `others`: the snapshot may lag the log (a crash between the two writes),
+    and only the log knows the task was resumed.
+    """
     rows: dict[str, TaskSummary] = {}
     others: list[str] = []
     seen: HeadCache = {}
     cache = cache or {}
+    started = time.monotonic()
+    settled = time.time_ns() - RACY_NS
+    at_start = folder_stamp(directory)  # before the listing: a later change moves it on
+    prefix = os.path.join(directory, "")  # plain strings: Path joins cost more than the stat
     names = os.listdir(directory)
     snaps = {n[:-5] for n in names if n.endswith(".json") and not n.startswith(".")}
     logs = {n[: -len(LOG_SUFFIX)] for n in names if n.endswith(LOG_SUFFIX)}
+    stat = os.stat
     for task_id in sorted(snaps | logs):
-        if not SAFE_ID.match(task_id) or task_id in skip:
+        known = cache.get(task_id)  # cached ids were checked when cached
+        if (known is None and not SAFE_ID.match(task_id)) or task_id in skip:
             continue
         row = None
         if task_id in snaps:
-            path = directory / f"{task_id}.json"
+            path = prefix + task_id + ".json"
             try:
-                info = os.stat(path)
-                stamp = (info.st_mtime_ns, info.st_size)
-                known = cache.get(task_id)
-                if known is not None and known[0] == stamp:
-                    row = known[1]
-                else:
-                    with open(path, "rb") as f:
-                        row = read_summary(f.read(HEAD_BYTES), task_id)
+                if known is not None:
+                    info = stat(path)
+                    if (info.st_ino, info.st_mtime_ns, info.st_size) != known[0]:
+                        known = None
+                found = known or _read_head(path, task_id)
             except FileNotFoundError:
                 continue
-            if row is not None:
+            stamp, row = found
+            if row is not None and stamp[1] < settled:
                 seen[task_id] = (stamp, row)
+            if row is not None and check_logs and task_id in logs:
+                try:
+                    logged = stat(prefix + task_id + LOG_SUFFIX).st_mtime_ns
+                except FileNotFoundError:
+                    logged = 0
+                if logged > stamp[1]:
+                    row = None  # the log may hold a later status: let the caller read it
         if row is None:
             others.append(task_id)
         else:
             rows[task_id] = row
-    return rows, others, seen
+    unchanged = at_start if at_start[1] < settled else None
+    return Scan(rows, others, seen, started, unchanged)
+
+
+def _read_head(path: str, task_id: str) -> tuple[Stamp, TaskSummary | None]:
+    """The snapshot's stamp and its summary row (None: not our head format)."""
+    with open(path, "rb") as f:
+        # The stamp of the very file read: a snapshot replaced in between is seen as changed
+        # next time, never cached under the new stamp with the old content.
+        info = os.fstat(f.fileno())
+        head = f.read(HEAD_BYTES)
+    return (info.st_ino, info.st_mtime_ns, info.st_size), read_summary(head, task_id)
 
 
 def write_lines(

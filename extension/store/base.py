@@ -181,7 +181,8 @@ class TaskStore(abc.ABC):
     async def unfinished(self) -> list[TaskSummary]:
         """Rows of tasks that are not terminal (queued, running, paused): takeover candidates.
 
-        Backends keep an index so this does not grow with the number of finished tasks.
+        Backends make it cheaper than a listing: Redis keeps an index of these tasks; the
+        files store answers from its validated listing cache (a `stat` per file, no reads).
         """
         return [row for row in await self.summaries() if not row.status.terminal]
 

@@ -27,6 +27,7 @@ from . import _journal as journal
 from . import _lease as leases
 from ._atomic import atomic_write, remove_stale_temps, storage_error
 from ._heads import Head, NeedsFullLoad, load_head
+from ._listing import Listing, SharedScans
 from ._recovery import Signature, load_task, quarantine, signature
 from ._watch import FolderWatch
 from .base import (
@@ -79,7 +80,19 @@ class FileTaskStore(TaskStore):
         self.log = log or logging.getLogger(__name__)
         self.cache_size = cache_size
         self._entries: dict[str, _Entry] = {}
-        self._listing: folder.HeadCache = {}  # snapshot heads by (mtime, size), for listings
+        # Snapshot heads by stamp for listings, persisted in the folder for the next process;
+        # scans shared by the listings that ask at the same time, each with the tasks this
+        # store wrote when it began (one let go since may have been read before its last save).
+        self._listing = Listing(self.directory, self.log)
+
+        async def scan() -> tuple[set[str], folder.Scan]:
+            writing = set(self._entries)
+            return writing, await self._io(self._listing.scan, writes=False)
+
+        async def still_good(last: tuple[set[str], folder.Scan]) -> bool:
+            return await self._io(self._listing.unchanged, last[1], writes=False)
+
+        self._scans = SharedScans(scan, still_good)
         self._task_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -161,7 +174,10 @@ class FileTaskStore(TaskStore):
                 await self._flusher
             self._flusher = None
         await self._watch.close()
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            await asyncio.to_thread(self._listing.close)  # never raises
 
     async def _flush_loop(self) -> None:
         while True:
@@ -384,18 +400,38 @@ class FileTaskStore(TaskStore):
     async def summaries(self) -> list[TaskSummary]:
         """One row per task from each snapshot's first line (seed files are read whole)."""
         writing = set(self._entries)
-        rows, others, self._listing = await self._io(
-            folder.scan, self.directory, writing, self._listing, writes=False
-        )
+        scanned = await self._scans.fresh()  # started after this call: sees every task
+        return list((await self._merge(scanned, writing)).values())
+
+    async def _merge(
+        self, scanned: tuple[set[str], folder.Scan], writing: set[str]
+    ) -> dict[str, TaskSummary]:
+        """A scan's rows with this store's live tasks, and the rows a scan cannot give."""
+        before, found = scanned
+        rows = dict(found.rows)
         for task_id, entry in self._entries.items():
             rows[task_id] = summary_of(entry.state)
-        # Tasks this store stopped writing while the scan ran were skipped by it: read them now.
-        others += [task_id for task_id in writing if task_id not in rows]
-        for task_id in others:  # seed format, damaged, a log alone, or just let go
+        # Seed format, damaged, a log alone or written after its snapshot (read through it), and
+        # tasks this store let go meanwhile (the scan may have read an older snapshot).
+        for task_id in found.others + [t for t in writing | before if t not in self._entries]:
             state = await self.peek(task_id)
             if state is not None:
                 rows[task_id] = summary_of(state)
-        return list(rows.values())
+        return rows
+
+    async def unfinished(self) -> list[TaskSummary]:
+        """Rows of queued, running and paused tasks, without reading finished tasks' files.
+
+        Served from the listing cache (a `stat` per snapshot and per log, the head read only
+        of snapshots that changed). Never misses an unfinished task: a cached row is trusted
+        only while its snapshot is unchanged, and a task whose log was written after its
+        snapshot is read through its log, which knows of a resume the snapshot may not show
+        yet. It may list a task that has just finished (callers check under the lease).
+        """
+        writing = set(self._entries)
+        # A scan already running will do: a task it misses is there on the next pass.
+        rows = await self._merge(await self._scans.current(), writing)
+        return [row for row in rows.values() if not row.status.terminal]
 
     async def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
         """This run's events with id > `after`: from disk in batches, then unflushed ones."""
@@ -542,9 +578,13 @@ class FileTaskStore(TaskStore):
         return False
 
     async def health(self) -> dict[str, Any]:
-        """Kind, folder, task counts by status, buffered events and the last disk error."""
+        """Kind, folder, task counts by status, buffered events and the last disk error.
+
+        Counted from the listing cache (a `stat` per file; a scan already running will do).
+        """
         counts = dict.fromkeys((s.value for s in Status), 0)
-        for row in await self.summaries():
+        writing = set(self._entries)
+        for row in (await self._merge(await self._scans.current(), writing)).values():
             counts[row.status.value] += 1
         return {
             "kind": self.kind,
