@@ -21,6 +21,9 @@ from .store.base import TaskStore
 
 ACTIVITY_KEY = "deepresearch"
 SWEEP_SECONDS = 3600.0
+# The first sweep waits: tasks a week old can wait a minute, and a start-up (the takeover pass,
+# the first requests) should not share the disk with a listing of every task.
+FIRST_SWEEP_DELAY_SECONDS = 60.0
 MAINTENANCE_SECONDS = 10.0  # storage retries; activity is reported every third tick
 
 
@@ -244,6 +247,7 @@ class DeepResearchApp(ExtensionApp):
                 self.log.exception("deepresearch: storage retry failed")
 
     async def _expiry_loop(self) -> None:
+        await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
         while True:
             if self.manager is not None and self.max_task_age_hours > 0:
                 try:
