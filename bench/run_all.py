@@ -150,6 +150,25 @@ def summary_rows() -> list[tuple[str, str, str, str, str]]:
                     "(context)",
                 )
             )
+        if "no_listing" in med:
+            rows.append(
+                (
+                    f"5. First start-up on a folder without a listing file, {d['tasks']:,} vs 0",
+                    f"{med['no_listing']['startup_s']:.2f} s",
+                    f"{med['empty']['startup_s']:.2f} s",
+                    f"{d['ratio_startup_no_listing']:.2f}",
+                    "(context: once per folder)",
+                )
+            )
+            rows.append(
+                (
+                    f"5. `GET tasks?limit=20` / all, {d['tasks']:,} tasks",
+                    f"{med['full']['list_20_s'] * 1e3:.0f} ms / {med['full']['list_all_s']:.1f} s",
+                    f"0 tasks: {med['empty']['list_20_s'] * 1e3:.0f} ms",
+                    "",
+                    "(context)",
+                )
+            )
         rows.append(
             (
                 f"5. Resident memory when ready, {d['tasks']:,} vs 0 tasks",
