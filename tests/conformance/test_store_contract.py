@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
-from typing import Any
 
+from dr_testing.stores import StoreFactory, async_test, new_state
+from dr_testing.stores import opened_store as opened
 from jupyter_deepresearch.extension.models import Status
 from jupyter_deepresearch.extension.store.base import (
     Event,
@@ -19,30 +17,6 @@ from jupyter_deepresearch.extension.store.base import (
     TaskStore,
     utcnow,
 )
-
-StoreFactory = Callable[[], TaskStore]
-
-
-def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(fn(*args, **kwargs))
-
-    return run
-
-
-@contextlib.asynccontextmanager
-async def opened(make_store: StoreFactory) -> AsyncIterator[TaskStore]:
-    store = make_store()
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-def new_state() -> TaskState:
-    return TaskState(task_id=uuid.uuid4().hex, request={"query": "q"}, owner="alice")
 
 
 async def started(store: TaskStore, outputs: int = 3) -> TaskState:

@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
+from dr_testing.stores import StoreFactory, async_test, new_state
+from dr_testing.stores import opened_store as opened
 from dr_testing.waiting import eventually
 from jupyter_deepresearch.extension.errors import LeaseLost
-from jupyter_deepresearch.extension.store.base import LeaseRequest, TaskState, TaskStore
+from jupyter_deepresearch.extension.store.base import LeaseRequest, TaskStore
 
-StoreFactory = Callable[[], TaskStore]
 LEASE = 0.5  # seconds: short, so a lapse takes a moment
-
-
-def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(fn(*args, **kwargs))
-
-    return run
-
-
-@contextlib.asynccontextmanager
-async def opened(make_store: StoreFactory) -> AsyncIterator[TaskStore]:
-    store = make_store()
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-def new_state() -> TaskState:
-    return TaskState(task_id=uuid.uuid4().hex, request={"query": "q"}, owner="alice")
 
 
 class Writer:

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from dr_testing.redis_server import INSTALL_HINT, redis_binary
+from dr_testing.stores import async_test
 from dr_testing.waiting import eventually
 from jupyter_deepresearch.extension.store.base import TaskState, utcnow
 from jupyter_deepresearch.extension.store.redis import RedisTaskStore
 
 pytestmark = pytest.mark.skipif(redis_binary() is None, reason=INSTALL_HINT)
-
-
-def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(fn(*args, **kwargs))
-
-    return run
 
 
 @pytest.fixture

@@ -1,31 +1,21 @@
 """Helpers shared by the store tests (imported by name: tests/store is on sys.path).
 
-Tests are plain functions that run one coroutine with `asyncio.run` (`@async_test`): that way
-the store's background flusher and the test share one event loop whatever plugins are loaded.
+Tests are plain functions that run one coroutine with `asyncio.run` (`@async_test`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from dr_testing.stores import async_test
 from jupyter_deepresearch.extension.store.base import Event, TaskState
 from jupyter_deepresearch.extension.store.files import FileTaskStore
 
-
-def async_test(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test body in a fresh event loop."""
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(fn(*args, **kwargs))
-
-    return run
+__all__ = ["async_test", "collect", "finish", "new_state", "opened", "run_task"]
 
 
 @contextlib.asynccontextmanager
