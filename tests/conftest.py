@@ -1,20 +1,35 @@
-"""Shared fixtures: a real Jupyter server with the extension (pytest-jupyter), storage folders."""
+"""Shared fixtures: a real Jupyter server with the extension (pytest-jupyter), a real Redis,
+storage folders."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from dr_testing.redis_server import INSTALL_HINT, RedisProcess, redis_binary
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 EXTENSION = "jupyter_deepresearch.extension"
 SCRIPTED = "dr_testing.pipelines:stepped"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the session (each test uses its own key prefix), stopped at
+    teardown; without one, the tests that need it skip saying how to get it."""
+    if redis_binary() is None:
+        pytest.skip(INSTALL_HINT)
+    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -202,16 +202,3 @@ def durable_last_id(idx_path: Path) -> tuple[int, int] | None:
         return None
     run_first = int.from_bytes(head, "little")
     return run_first, run_first - 1 + (size - 8) // 8
-
-
-def change_marker(idx_path: Path, snapshot: Path) -> tuple[Any, ...]:
-    """What changes when a writer commits events or saves a snapshot (for tailing by polling)."""
-    parts: list[Any] = []
-    for path in (idx_path, snapshot):
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            parts.append(None)
-        else:
-            parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(parts)

@@ -562,7 +562,7 @@ class FileTaskStore(TaskStore):
             durable = await self._io(leases.durable_last_id, paths.idx, writes=False)
             if durable is not None and durable[1] > after:
                 return True
-            marker = leases.change_marker(paths.idx, paths.snapshot)
+            marker = signature(paths.idx, paths.snapshot)
             # Polling stays, slower while inotify works: it alone sees other NFS clients' writes.
             poll = WATCHED_POLL_SECONDS if woken is not None else TAIL_POLL_SECONDS
             while loop.time() < deadline:
@@ -573,7 +573,7 @@ class FileTaskStore(TaskStore):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(woken.wait(), step)
                     woken.clear()
-                if leases.change_marker(paths.idx, paths.snapshot) != marker:
+                if signature(paths.idx, paths.snapshot) != marker:
                     return True
         return False
 

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from dr_testing.redis_server import INSTALL_HINT, RedisProcess, redis_binary
 from jupyter_deepresearch.extension.store.base import TaskStore
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server for the session, stopped at teardown."""
-    if redis_binary() is None:
-        pytest.skip(INSTALL_HINT)
-    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture(params=["files", "redis"])

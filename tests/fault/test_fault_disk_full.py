@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from dr_testing.pipelines import UNIT_CALLS
+from dr_testing.sse_events import parse_events
 from dr_testing.waiting import eventually, wait_status
 from jupyter_deepresearch.extension.store import _atomic
 from jupyter_deepresearch.extension.store._recovery import load_task
@@ -34,19 +35,10 @@ def expected_report(query: str) -> str:
     return "# Report\n\n" + "\n".join(f"- {line} [1]" for line in lines)
 
 
-def parse_sse(raw: bytes) -> list[tuple[int, str, dict[str, Any]]]:
-    events = []
-    for block in raw.decode().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "id" in fields:
-            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
-    return events
-
-
 async def replay(api: Any, task_id: str) -> list[tuple[int, str, dict[str, Any]]]:
     response = await api("GET", "tasks", task_id, "events", params={"follow": "false"})
     assert response.code == 200, response.body
-    return parse_sse(response.body)
+    return parse_events(response.body)
 
 
 class Disk:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from dr_testing.cluster import SETTINGS, Cluster, start_all, stop_all
-from dr_testing.redis_server import INSTALL_HINT, RedisProcess, redis_binary
 from dr_testing.servers import ServerProcess
 
 
@@ -19,16 +18,6 @@ def shared_storage(tmp_path: Path) -> Path:
     path = tmp_path / "shared-tasks"
     path.mkdir()
     return path
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server for the session, stopped at teardown."""
-    if redis_binary() is None:
-        pytest.skip(INSTALL_HINT)
-    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

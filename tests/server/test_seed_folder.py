@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from dr_testing.sse_events import parse_events
+
 SEED_TASKS = Path(__file__).resolve().parent.parent / "store" / "seed_tasks"
 COMPLETED = "0123456789abcdef0123456789abcdef"
 
@@ -31,15 +33,6 @@ def dr_config() -> dict[str, Any]:
     }
 
 
-def parse(raw: bytes) -> list[tuple[int, str, Any]]:
-    events = []
-    for block in raw.decode().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "id" in fields:
-            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
-    return events
-
-
 async def test_seed_tasks_are_listed_and_replayed(api: Any, storage_dir: Path) -> None:
     seed = json.loads((storage_dir / f"{COMPLETED}.json").read_text())
     listed = json.loads((await api("GET", "tasks")).body)["tasks"]
@@ -48,11 +41,11 @@ async def test_seed_tasks_are_listed_and_replayed(api: Any, storage_dir: Path) -
     info = json.loads((await api("GET", "tasks", COMPLETED)).body)
     assert info["status"] == "completed"
     assert info["result"]["report"] == "\n".join(seed["outputs"])
-    events = parse((await api("GET", "tasks", COMPLETED, "events")).body)
+    events = parse_events((await api("GET", "tasks", COMPLETED, "events")).body)
     outputs = [data["text"] for _, kind, data in events if kind == "output"]
     assert outputs == seed["outputs"]
     assert [event_id for event_id, _, _ in events] == list(range(1, len(events) + 1))
     assert events[-1][1:] == ("status", {"status": "completed"})
     # A resumed client gets exactly the rest.
-    tail = parse((await api("GET", "tasks", COMPLETED, "events", params={"after": 3})).body)
+    tail = parse_events((await api("GET", "tasks", COMPLETED, "events", params={"after": 3})).body)
     assert tail == events[3:]

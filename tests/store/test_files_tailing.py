@@ -12,6 +12,7 @@ import pytest
 from store_helpers import async_test, new_state, opened
 
 from jupyter_deepresearch.extension.store import files
+from jupyter_deepresearch.extension.store.base import TaskState
 
 WRITER = textwrap.dedent(
     """
@@ -33,15 +34,21 @@ WRITER = textwrap.dedent(
 )
 
 
+async def stored_task(folder: Path) -> TaskState:
+    """A task saved by a store that is then closed: the follower sees only later writes."""
+    async with opened(folder) as writer:
+        state = new_state()
+        assert await writer.create(state)
+        await writer.save(state, durable=True)
+    return state
+
+
 @async_test
 async def test_a_write_by_another_process_wakes_a_follower_without_waiting_for_a_poll(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "tasks"
-    async with opened(folder) as writer:
-        state = new_state()
-        assert await writer.create(state)
-        await writer.save(state, durable=True)
+    state = await stored_task(folder)
     # Polls so rare that only a wake-up can end the wait within the test's bound.
     monkeypatch.setattr(files, "WATCHED_POLL_SECONDS", 3600.0)
     async with opened(folder) as follower:
@@ -63,10 +70,7 @@ async def test_without_inotify_the_follower_still_sees_the_write_by_polling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "tasks"
-    async with opened(folder) as writer:
-        state = new_state()
-        assert await writer.create(state)
-        await writer.save(state, durable=True)
+    state = await stored_task(folder)
     monkeypatch.setitem(sys.modules, "asyncinotify", None)  # as on a machine without it
     async with opened(folder) as follower:
         waiting = asyncio.create_task(follower.wait_changed(state.task_id, 0, timeout=60))
