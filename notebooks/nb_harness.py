@@ -12,21 +12,20 @@ reattach in the middle of a task instead of after it.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
+TESTS_DIR = HERE.parent / "tests"
+if str(TESTS_DIR) not in sys.path:  # run as a script: the test suite's helpers
+    sys.path.insert(0, str(TESTS_DIR))
+
+from dr_testing.servers import ServerProcess  # noqa: E402
+
 NOTEBOOKS = ("quickstart.ipynb", "reattach.ipynb", "providers.ipynb", "manage-tasks.ipynb")
 
 
@@ -52,110 +51,40 @@ async def paced_research(ctx: Any) -> Any:
     return await run_research(_Paced(ctx, float(os.environ.get("NB_PACE_SECONDS", "0.2"))))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class NotebookServer:
-    """`jupyter server` with the extension on a free loopback port, in a temporary folder."""
+class NotebookServer(ServerProcess):
+    """The test suite's server process in a temporary folder, running the paced pipeline."""
 
     def __init__(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="dr-notebooks-"))
-        self.token = secrets.token_hex(16)
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "server.log"
+        workdir = Path(tempfile.mkdtemp(prefix="dr-notebooks-"))
+        path = (str(HERE), str(TESTS_DIR), os.environ.get("PYTHONPATH"))
+        super().__init__(
+            workdir,
+            workdir / "tasks",
+            settings={"pipeline": "nb_harness:paced_research", "flush_interval": 0.1},
+            env={"PYTHONPATH": os.pathsep.join(p for p in path if p)},
+        )
 
     def kernel_env(self) -> dict[str, str]:
         """What a kernel needs to find this server (and to print text instead of widgets)."""
         return {
-            "JUPYTER_DEEPRESEARCH_URL": self.url,
+            "JUPYTER_DEEPRESEARCH_URL": f"http://127.0.0.1:{self.port}/",
             "JUPYTER_DEEPRESEARCH_TOKEN": self.token,
             # nbval and nbclient have no widget front end.
             "JUPYTER_DEEPRESEARCH_DISPLAY": "text",
         }
 
     def start(self, timeout: float = 120.0) -> NotebookServer:
-        for sub in ("config", "data", "runtime", "root", "tasks"):
-            (self.workdir / sub).mkdir()
-        config = {
-            "ServerApp": {"jpserver_extensions": {"jupyter_deepresearch.extension": True}},
-            "DeepResearchApp": {
-                "storage_dir": str(self.workdir / "tasks"),
-                "pipeline": "nb_harness:paced_research",
-                "flush_interval": 0.1,
-            },
-        }
-        (self.workdir / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
-        env = {
-            **os.environ,
-            "JUPYTER_CONFIG_DIR": str(self.workdir / "config"),
-            "JUPYTER_DATA_DIR": str(self.workdir / "data"),
-            "JUPYTER_RUNTIME_DIR": str(self.workdir / "runtime"),
-            "PYTHONPATH": os.pathsep.join(
-                p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p
-            ),
-        }
-        for name in ("TASK_STORAGE_DIR", "JUPYTER_DEEPRESEARCH_URL", "JUPYTER_DEEPRESEARCH_TOKEN"):
-            env.pop(name, None)
-        command = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0",
-            "--ServerApp.open_browser=False",
-            "--ServerApp.allow_root=True",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.workdir / 'root'}",
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        self._wait_ready(timeout)
+        try:
+            super().start(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        headers = {"Authorization": f"token {self.token}"}
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the notebook server exited early:\n{self.log()}")
-            try:
-                response = httpx.get(self.url + "api/deepresearch/health", headers=headers)
-                if response.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the notebook server was not ready in {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.process = None
+    def stop(self, timeout: float = 30.0) -> int | None:
+        code = super().stop(timeout)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        return code
 
 
 def regenerate(names: list[str]) -> None:

@@ -88,7 +88,9 @@ class ServerProcess:
             "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
             **self.extra_env,
         }
-        env.pop("TASK_STORAGE_DIR", None)
+        # The store's folder and the kernel side's server address come from settings only.
+        for name in ("TASK_STORAGE_DIR", "JUPYTER_DEEPRESEARCH_URL", "JUPYTER_DEEPRESEARCH_TOKEN"):
+            env.pop(name, None)
         command = [
             sys.executable,
             "-m",
