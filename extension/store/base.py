@@ -22,6 +22,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def expiry_cutoff(older_than: datetime) -> datetime:
+    """`older_than` in UTC, floored to the millisecond that stored times keep.
+
+    A task stored as finished at .123 may have finished at .123999; only a stored time before the
+    floored cutoff surely lies before `older_than`, so a task that finished in the cutoff's own
+    millisecond is kept rather than deleted early.
+    """
+    if older_than.tzinfo is None:
+        older_than = older_than.replace(tzinfo=timezone.utc)
+    return older_than.replace(microsecond=older_than.microsecond // 1000 * 1000)
+
+
 @dataclass(frozen=True)
 class Event:
     """One SSE event: `id` is consecutive within a task, the same on every server."""

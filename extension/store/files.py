@@ -14,7 +14,7 @@ import logging
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from .base import (
     TaskState,
     TaskStore,
     TaskSummary,
+    expiry_cutoff,
     utcnow,
 )
 from .seed_format import encode_snapshot, snapshot_parts, summary_of, synthesize_events
@@ -499,8 +500,7 @@ class FileTaskStore(TaskStore):
 
     async def expire(self, older_than: datetime) -> list[str]:
         """Delete terminal tasks finished before `older_than`; never queued, running or paused."""
-        if older_than.tzinfo is None:
-            older_than = older_than.replace(tzinfo=timezone.utc)
+        older_than = expiry_cutoff(older_than)
         removed = []
         for row in await self.summaries():
             if not row.status.terminal or row.finished_at is None or row.finished_at >= older_than:

@@ -29,7 +29,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ from .base import (
     TaskState,
     TaskStore,
     TaskSummary,
+    expiry_cutoff,
 )
 from .seed_format import iso, parse_iso
 
@@ -563,8 +564,7 @@ class RedisTaskStore(TaskStore):
 
     async def expire(self, older_than: datetime) -> list[str]:
         """The sweep for what TTLs did not cover (e.g. finished before retention was set)."""
-        if older_than.tzinfo is None:
-            older_than = older_than.replace(tzinfo=timezone.utc)
+        older_than = expiry_cutoff(older_than)
         old = []
         for task_id, values in await self._listed():
             row = _summary(task_id, values)

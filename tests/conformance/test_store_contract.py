@@ -148,6 +148,24 @@ async def test_expire_removes_only_old_finished_tasks(make_store: StoreFactory) 
 
 
 @async_test
+async def test_expire_keeps_a_task_that_finished_in_the_cutoffs_own_millisecond(
+    make_store: StoreFactory,
+) -> None:
+    """Regression: stored times keep milliseconds, so a task that finished at .123900, stored
+    as .123, was deleted by a sweep whose cutoff was .123456 (it finished after the cutoff)."""
+    async with opened(make_store) as store:
+        done = await started(store)
+        await store.append(done, "status", {"status": "completed"})
+        await store.save(done, durable=True)
+        [row] = [row for row in await store.summaries() if row.task_id == done.task_id]
+        assert row.finished_at is not None
+        stored = row.finished_at  # as stored: whole milliseconds
+        assert stored.microsecond % 1000 == 0
+        assert await store.expire(stored + timedelta(microseconds=999)) == []
+        assert await store.expire(stored + timedelta(milliseconds=1)) == [done.task_id]
+
+
+@async_test
 async def test_leases_are_exclusive_renewable_and_lapse(make_store: StoreFactory) -> None:
     async with opened(make_store) as one, opened(make_store) as two:
         state = new_state()

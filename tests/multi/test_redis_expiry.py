@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -47,6 +49,12 @@ async def task_in(store: RedisTaskStore, status: str) -> TaskState:
         await store.append(state, "status", {"status": status})
     await store.save(state)
     return state
+
+
+async def next_millisecond() -> datetime:
+    """A moment in a later millisecond than any time stored before the call."""
+    await asyncio.sleep(0.0011)  # sleeps at least this long, however busy the machine
+    return utcnow()
 
 
 async def pttls(store: RedisTaskStore, task_id: str) -> list[int]:
@@ -188,7 +196,9 @@ async def test_expire_sweeps_many_untimed_tasks_in_a_few_round_trips(url: str) -
             await store.append(state, "status", {"status": "completed"})
             old.append(state)
         await store.flush()
-        cutoff = utcnow()
+        # Stored times keep milliseconds: start the cutoff's millisecond after the last old
+        # task's, so no old task shares it (the sweep keeps tasks of the cutoff's millisecond).
+        cutoff = await next_millisecond()
         recent = await task_in(store, "completed")
         running = await task_in(store, "running")
 
