@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import import_module
@@ -197,6 +198,7 @@ class DeepResearchApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         assert self.manager is not None
         await self.manager.ensure_started(auto_resume=self.auto_resume)
+        _stop_cleanly_on_sigint(serverapp)
         self._export_connection_env(serverapp)
         self._background = [
             asyncio.create_task(self._expiry_loop(), name="deepresearch-expiry"),
@@ -255,3 +257,15 @@ class DeepResearchApp(ExtensionApp):
                 except Exception:
                     self.log.exception("deepresearch: expiry sweep failed")
             await asyncio.sleep(min(SWEEP_SECONDS, max(60.0, self.max_task_age_hours * 360)))
+
+
+def _stop_cleanly_on_sigint(serverapp: Any) -> None:
+    """Make SIGINT stop the server the way SIGTERM does when nobody else handles it.
+
+    Without a terminal, jupyter_server leaves SIGINT to Python: the KeyboardInterrupt ends the
+    event loop without stopping extensions, so running tasks kept their leases and stayed
+    `running` until the leases lapsed. JupyterHub's spawners send SIGINT first.
+    """
+    stop = getattr(serverapp, "_signal_stop", None)
+    if stop is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, stop)
