@@ -13,8 +13,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-import anyio.to_thread
-
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
 from .citations import renumber
 from .text import (
@@ -27,6 +25,7 @@ from .text import (
     split_sentences,
     tokenize,
 )
+from .threads import run_in_daemon_thread
 
 MAX_LEARNING_SENTENCES = 7  # per query
 ANSWER_POINTS = 4
@@ -63,14 +62,10 @@ class ExtractiveWriter(AIProvider):
     async def learnings(
         self, question: str, spec: QuerySpec, hits: list[Hit], language: str
     ) -> Learnings:
-        return await anyio.to_thread.run_sync(
-            extract_learnings, question, spec, hits, abandon_on_cancel=True
-        )
+        return await run_in_daemon_thread(extract_learnings, question, spec, hits)
 
     async def report(self, job: ReportJob, emit: Emit) -> tuple[str, list[NumberedSource]]:
-        sections, sources = await anyio.to_thread.run_sync(
-            compose_report, job, abandon_on_cancel=True
-        )
+        sections, sources = await run_in_daemon_thread(compose_report, job)
         for section in sections:
             await emit(section)
         return "".join(sections), sources
