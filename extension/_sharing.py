@@ -13,9 +13,9 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import BadRequest, DeepResearchError, TaskNotFound
+from .errors import BadRequest, Conflict, DeepResearchError, TaskNotFound
 from .models import ResearchRequest, Status
-from .store.base import TaskState
+from .store.base import TaskState, TaskSummary
 
 if TYPE_CHECKING:
     import logging
@@ -30,6 +30,8 @@ CONTROL_WAIT_SECONDS = 5.0  # how long a request waits for the server running th
 # Paused for a reason that is no user's choice: whoever holds no lease on it resumes it.
 # (A task paused by a storage outage keeps its lease while its server lives and retries.)
 ORPHANED = ("shutdown", "storage")
+# Paused by a worker that cannot read the task's source folders: its owner's server resumes it.
+AWAITING_OWNER = "owner"
 
 
 @dataclass
@@ -53,6 +55,8 @@ class SharedStoreMixin:
         events: EventHub
         log: logging.Logger
         auto_resume: bool
+        runs_for: str | None
+        reads_sources: bool
         max_concurrent_tasks: int
         _live: dict[str, Live]
         _queue: deque[str]
@@ -88,18 +92,7 @@ class SharedStoreMixin:
     async def _adopt_orphans(self, *, limit: int | None, why: str) -> None:
         # The listing is cheap but may lag the event log (a crash between the two writes), so
         # it only picks candidates; the decision is made on the state loaded under the lease.
-        # Only queued/running rows (and, with auto_resume, shutdown-paused ones) are looked at.
-        resume_paused = self.auto_resume
-        candidates = [
-            row
-            for row in await self.store.unfinished()
-            if row.task_id not in self.leases.held
-            and (row.task_id, row.updated_at) not in self._unresumable
-            and (
-                row.status.active
-                or (resume_paused and row.status is Status.paused and row.paused_by in ORPHANED)
-            )
-        ]
+        candidates = [row for row in await self.store.unfinished() if self._adoptable(row)]
         candidates.sort(key=lambda row: row.created_at)
         taken = 0
         for row in candidates:
@@ -111,26 +104,56 @@ class SharedStoreMixin:
                 state = await self._claim(row.task_id)
                 if state is None:
                     continue
-                interrupted = state.status.active
-                if self.auto_resume and (interrupted or state.paused_by in ORPHANED):
-                    try:
-                        request = self._stored_request(state)
-                    except BadRequest as error:
-                        # Said once: the next passes skip it until the task changes (another
-                        # server, configured differently, may still resume it).
-                        self.log.error("Cannot resume task %s: %s", state.task_id, error.message)
-                        self._unresumable.add((row.task_id, row.updated_at))
-                        await self._let_go(state.task_id)
-                        continue
-                    self.log.info("Resuming task %s %s", state.task_id, why)
-                    await self._enqueue(state, request)
+                if await self._adopt(state, row, why):
                     taken += 1
-                elif interrupted:
-                    await self._set_status(state, Status.paused, reason="shutdown")
-                    await self.store.save(state)
-                    await self._let_go(state.task_id)
-                else:
-                    await self._let_go(state.task_id)
+
+    def _adoptable(self, row: TaskSummary) -> bool:
+        """Whether this manager may take the listed task over (decided again once claimed)."""
+        if row.task_id in self.leases.held or (row.task_id, row.updated_at) in self._unresumable:
+            return False
+        if self.runs_for is not None and row.owner != self.runs_for:
+            return False  # another user's task: only its owner's server or a worker runs it
+        if row.status.active:
+            return True
+        return self.auto_resume and row.status is Status.paused and row.paused_by in self._orphaned
+
+    @property
+    def _orphaned(self) -> tuple[str, ...]:
+        # A worker cannot read users' folders, so tasks it left for their owner stay left.
+        return (*ORPHANED, AWAITING_OWNER) if self.reads_sources else ORPHANED
+
+    async def _adopt(self, state: TaskState, row: TaskSummary, why: str) -> bool:
+        """Resume (or mark paused) a task just claimed; True if it was queued here."""
+        interrupted = state.status.active
+        if not (self.auto_resume and (interrupted or state.paused_by in self._orphaned)):
+            if interrupted:
+                await self._set_status(state, Status.paused, reason="shutdown")
+                await self.store.save(state)
+            await self._let_go(state.task_id)
+            return False
+        try:
+            request = self._stored_request(state)
+        except BadRequest as error:
+            # Said once: the next passes skip it until the task changes (another server,
+            # configured differently, may still resume it).
+            self.log.error("Cannot resume task %s: %s", state.task_id, error.message)
+            self._unresumable.add((row.task_id, row.updated_at))
+            await self._let_go(state.task_id)
+            return False
+        if request.search.sources and not self.reads_sources:
+            owner = f"{state.owner}'s server" if state.owner else "a user's server"
+            message = (
+                f"Waiting for {owner}: this task reads the folders in search.sources, which "
+                "only a server with that user's files can read. It resumes when that server starts."
+            )
+            self.log.info("Task %s left for %s (it reads source folders)", state.task_id, owner)
+            await self._set_status(state, Status.paused, error=message, reason=AWAITING_OWNER)
+            await self.store.save(state)
+            await self._let_go(state.task_id)
+            return False
+        self.log.info("Resuming task %s %s", state.task_id, why)
+        await self._enqueue(state, request)
+        return True
 
     async def _resume_claimed(self, task_id: str, request: ResearchRequest | None) -> TaskState:
         """Resume a stopped task under its lease; if another server got there first, attach."""
@@ -139,8 +162,19 @@ class SharedStoreMixin:
             state = await self._read(task_id)
             if state is None:
                 raise TaskNotFound(task_id)
-            self.log.info("Task %s is resumed by another server; attached", task_id)
-            return state
+            if state.status.active:
+                self.log.info("Task %s is resumed by another server; attached", task_id)
+                return state
+            # Stopped, but its lease is still held: the server that stopped it a moment ago
+            # (a pause asked from here, say) has not let go yet. Ask it to, and wait.
+            claimed = await self._on_holder(task_id, "release")
+            if task_id not in self.leases.held:
+                if claimed.status.active:
+                    return claimed  # resumed elsewhere meanwhile
+                raise Conflict(
+                    f"Task {task_id} is held by another server that did not let it go within "
+                    f"{CONTROL_WAIT_SECONDS:.0f} s; try again."
+                )
         if claimed.status is Status.completed:
             await self._let_go(task_id)
             return claimed

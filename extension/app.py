@@ -83,6 +83,12 @@ class DeepResearchApp(ExtensionApp):
         help="`user`: each user has their own tasks (the owner is part of the task id); "
         "`shared`: identical requests from different users share one task.",
     )
+    server_user = Unicode(
+        config=True,
+        help="The user whose server this is: on a shared store it takes over only that user's "
+        "tasks (another user's task never runs with this server's files). Default: "
+        "$JUPYTERHUB_USER, which JupyterHub sets; empty: any user's tasks.",
+    )
     default_ai = Dict(
         config=True,
         help="Defaults for a request's `ai` section, e.g. {'provider': 'openai-compatible', "
@@ -113,6 +119,10 @@ class DeepResearchApp(ExtensionApp):
         except ValueError:
             self.log.warning("Ignoring MAX_TASK_AGE_HOURS=%r: not a number", raw)
             return 168.0
+
+    @default("server_user")
+    def _default_server_user(self) -> str:
+        return os.environ.get("JUPYTERHUB_USER", "")
 
     @validate("max_concurrent_tasks")
     def _check_concurrency(self, proposal: Any) -> int:
@@ -161,9 +171,14 @@ class DeepResearchApp(ExtensionApp):
         return pipeline
 
     def build_manager(
-        self, root_dir: Path, *, on_activity: Callable[[], None] | None = None
+        self,
+        root_dir: Path,
+        *,
+        on_activity: Callable[[], None] | None = None,
+        worker: bool = False,
     ) -> TaskManager:
-        """A task manager configured by these settings (the server's and the worker's)."""
+        """A task manager configured by these settings (the server's, or a headless worker's:
+        any user's tasks, but none that reads users' source folders)."""
         from .research import validate_request
 
         return TaskManager(
@@ -178,6 +193,8 @@ class DeepResearchApp(ExtensionApp):
             validate_request=validate_request,
             on_activity=on_activity,
             lease_seconds=self.lease_seconds,
+            runs_for=None if worker else self.server_user,
+            reads_sources=not worker,
             log=self.log,
         )
 
@@ -204,11 +221,10 @@ class DeepResearchApp(ExtensionApp):
             asyncio.create_task(self._expiry_loop(), name="deepresearch-expiry"),
             asyncio.create_task(self._maintenance_loop(), name="deepresearch-maintenance"),
         ]
-        where = self.redis_url.split("@")[-1] if self.store == "redis" else self.storage_dir
         self.log.info(
             "deepresearch: %s store at %s, up to %d concurrent tasks",
             self.store,
-            where or self.resolved_storage_dir(),
+            self.manager.store.location,
             self.max_concurrent_tasks,
         )
 

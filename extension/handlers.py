@@ -292,7 +292,7 @@ class HealthHandler(DeepResearchHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(await self.manager.health())
+        self.finish(await self.manager.health(self.user_name))
 
 
 class OpenAPIHandler(DeepResearchHandler):

@@ -93,6 +93,8 @@ class TaskManager(SharedStoreMixin):
         validate_request: RequestValidator | None = None,
         on_activity: Callable[[], None] | None = None,
         lease_seconds: float = 30.0,
+        runs_for: str | None = None,
+        reads_sources: bool = True,
         log: logging.Logger | None = None,
     ) -> None:
         self.store = store
@@ -103,6 +105,10 @@ class TaskManager(SharedStoreMixin):
         self.default_ai = dict(default_ai or {})
         self.default_search = dict(default_search or {})
         self.fingerprint_scope = fingerprint_scope
+        # Whose tasks this manager takes over from a shared store (None: anyone's), and whether
+        # it can read users' source folders (a headless worker cannot).
+        self.runs_for = runs_for or None
+        self.reads_sources = reads_sources
         self._validate = validate_request
         self._on_activity = on_activity or (lambda: None)
         self.log = log or logging.getLogger(__name__)
@@ -350,9 +356,12 @@ class TaskManager(SharedStoreMixin):
             self.log.info("Expired task %s", task_id)
         return removed
 
-    async def health(self) -> dict[str, Any]:
-        """Store facts and task counts by status (one listing of the store, not two)."""
-        store = await self.store.health()
+    async def health(self, user: str | None = None) -> dict[str, Any]:
+        """Store facts and counts by status of the tasks `user` sees (one listing of the store).
+
+        No store location: on a hub every user may ask, and where the tasks are is the admin's.
+        """
+        store = await self.store.health(lambda owner: self._visible_owner(owner, user))
         return {
             "status": "ok",
             "store": store,

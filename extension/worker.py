@@ -52,7 +52,7 @@ class WorkerApp(JupyterApp):
         asyncio.run(self._serve(settings, root))
 
     async def _serve(self, settings: DeepResearchApp, root: Path) -> None:
-        manager = settings.build_manager(root)
+        manager = settings.build_manager(root, worker=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -60,8 +60,9 @@ class WorkerApp(JupyterApp):
         # Always resume: running tasks whose server is gone is the worker's whole job.
         await manager.ensure_started(auto_resume=True)
         self.log.info(
-            "deepresearch worker: %s store, up to %d concurrent tasks, lease %.0fs",
+            "deepresearch worker: %s store at %s, up to %d concurrent tasks, lease %.0fs",
             settings.store,
+            manager.store.location,
             settings.max_concurrent_tasks,
             manager.leases.seconds,
         )

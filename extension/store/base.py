@@ -7,7 +7,7 @@ Each backend (`files`, later `redis`) implements `TaskStore`. The manager owns t
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -153,6 +153,12 @@ class TaskStore(abc.ABC):
     """Persistence of tasks and their event logs. All methods are safe to await concurrently."""
 
     kind: str = "abstract"
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the tasks are, for logs (a folder, or a Redis URL without its password)."""
+
     # Fencing. The manager sets `writer_id` to its lease owner name: a backend then refuses a
     # write of a task whose lease another writer has taken since (a runner frozen longer than
     # its lease must not write over the server that took its task over). A refused task is
@@ -279,9 +285,23 @@ class TaskStore(abc.ABC):
         Lets a follower on one server tail a task another server writes.
         """
 
-    async def health(self) -> dict[str, Any]:
-        """Facts for `GET health`: at least `kind` and `by_status` (task counts per status)."""
-        counts = dict.fromkeys((status.value for status in Status), 0)
-        for row in await self.summaries():
+    async def health(self, counted: OwnerFilter | None = None) -> dict[str, Any]:
+        """Facts for `GET health`: at least `kind` and `by_status` (task counts per status).
+
+        `counted` picks the tasks counted by their owner (a user sees only their own counts).
+        """
+        return {"kind": self.kind, "by_status": count_by_status(await self.summaries(), counted)}
+
+
+OwnerFilter = Callable[[str | None], bool]
+
+
+def count_by_status(
+    rows: Iterable[TaskSummary], counted: OwnerFilter | None = None
+) -> dict[str, int]:
+    """Tasks per status (every status present), of the rows whose owner `counted` accepts."""
+    counts = dict.fromkeys((status.value for status in Status), 0)
+    for row in rows:
+        if counted is None or counted(row.owner):
             counts[row.status.value] += 1
-        return {"kind": self.kind, "by_status": counts}
+    return counts

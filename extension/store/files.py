@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from filelock import Timeout
 
 from ..errors import LeaseLost, StoreUnavailable
-from ..models import Status
 from . import _folder as folder
 from . import _journal as journal
 from . import _lease as leases
@@ -35,9 +34,11 @@ from .base import (
     EVENT_TYPES,
     Event,
     LeaseRequest,
+    OwnerFilter,
     TaskState,
     TaskStore,
     TaskSummary,
+    count_by_status,
     expiry_cutoff,
     utcnow,
 )
@@ -67,6 +68,10 @@ class FileTaskStore(TaskStore):
     """Tasks as files in one folder; safe to share between servers on one volume."""
 
     kind = "files"
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
 
     def __init__(
         self,
@@ -577,18 +582,15 @@ class FileTaskStore(TaskStore):
                     return True
         return False
 
-    async def health(self) -> dict[str, Any]:
-        """Kind, folder, task counts by status, buffered events and the last disk error.
+    async def health(self, counted: OwnerFilter | None = None) -> dict[str, Any]:
+        """Kind, task counts by status, buffered events and the last disk error.
 
         Counted from the listing cache (a `stat` per file; a scan already running will do).
         """
-        counts = dict.fromkeys((s.value for s in Status), 0)
-        writing = set(self._entries)
-        for row in (await self._merge(await self._scans.current(), writing)).values():
-            counts[row.status.value] += 1
+        rows = (await self._merge(await self._scans.current(), set(self._entries))).values()
+        counts = count_by_status(rows, counted)
         return {
             "kind": self.kind,
-            "directory": str(self.directory),
             "tasks": sum(counts.values()),
             "by_status": counts,
             "in_memory": len(self._entries),

@@ -56,9 +56,11 @@ from .base import (
     EVENT_TYPES,
     Event,
     LeaseRequest,
+    OwnerFilter,
     TaskState,
     TaskStore,
     TaskSummary,
+    count_by_status,
     expiry_cutoff,
 )
 from .seed_format import iso, parse_iso
@@ -153,6 +155,10 @@ class RedisTaskStore(TaskStore):
     """Tasks in Redis; any number of servers and workers may share one database."""
 
     kind = "redis"
+
+    @property
+    def location(self) -> str:
+        return f"{self.settings.display()} (prefix {self.settings.prefix!r})"
 
     def __init__(
         self,
@@ -644,14 +650,10 @@ class RedisTaskStore(TaskStore):
         values = await self._call(run)
         return {t: v.decode() for t, v in zip(task_ids, values, strict=True) if v is not None}
 
-    async def health(self) -> dict[str, Any]:
-        counts = dict.fromkeys((s.value for s in Status), 0)
-        for row in await self.summaries():
-            counts[row.status.value] += 1
+    async def health(self, counted: OwnerFilter | None = None) -> dict[str, Any]:
+        counts = count_by_status(await self.summaries(), counted)
         return {
             "kind": self.kind,
-            "url": self.settings.display(),
-            "prefix": self.settings.prefix,
             "tasks": sum(counts.values()),
             "by_status": counts,
             "in_memory": len(self._writers),

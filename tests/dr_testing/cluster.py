@@ -16,6 +16,8 @@ from httpx_sse import connect_sse
 from dr_testing.servers import ServerProcess
 
 LEASE_SECONDS = 2.0  # short, so takeover tests take seconds
+# For tests where a takeover would be wrong: no renewal is that late, however loaded the machine.
+STEADY_LEASE_SECONDS = 30.0
 SETTINGS = {
     "pipeline": "dr_testing.pipelines:stepped",
     "flush_interval": 0.05,
