@@ -46,7 +46,8 @@ def hub_missing() -> str | None:
     return None
 
 
-def _bin(name: str) -> str:
+def bin_path(name: str) -> str:
+    """A command of this test environment (beside its python)."""
     return str(Path(sys.executable).with_name(name))
 
 
@@ -110,7 +111,7 @@ class Hub:
             "cookie_secret": str(self.folder / "cookie_secret"),
             "homes": str(self.folder / "homes") + "/{username}",
             "users": list(self.users),
-            "singleuser": _bin("jupyterhub-singleuser"),
+            "singleuser": bin_path("jupyterhub-singleuser"),
             "server_config": str(server_config),
             "pythonpath": str(TESTS_DIR),
             "admin_token": self.admin_token,
@@ -131,7 +132,7 @@ class Hub:
         for name in ("JUPYTER_DEEPRESEARCH_URL", "JUPYTER_DEEPRESEARCH_TOKEN", "TASK_STORAGE_DIR"):
             env.pop(name, None)
         self.process = subprocess.Popen(
-            [_bin("jupyterhub"), "-f", str(config)],
+            [bin_path("jupyterhub"), "-f", str(config)],
             cwd=self.folder,
             env=env,
             stdout=log,
