@@ -16,6 +16,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, default, validate
 
 from .handlers import route_table
+from .limits import Limits
 from .manager import TaskManager
 from .research.context import ResearchPipeline
 from .store.base import TaskStore
@@ -89,6 +90,23 @@ class DeepResearchApp(ExtensionApp):
         "tasks (another user's task never runs with this server's files). Default: "
         "$JUPYTERHUB_USER, which JupyterHub sets; empty: any user's tasks.",
     )
+    max_unfinished_tasks_per_user = Integer(
+        200,
+        config=True,
+        help="Queued, running or paused tasks one user may have at once; more get 429. "
+        "0: no limit.",
+    )
+    max_queued_tasks = Integer(
+        1000,
+        config=True,
+        help="Tasks this server keeps waiting to run; more get 429. 0: no limit.",
+    )
+    max_stored_tasks_per_user = Integer(
+        0,
+        config=True,
+        help="Tasks one user may keep stored (finished ones included; expiry and DELETE free "
+        "room); more get 429. 0: no limit. Counting lists the store on each new task.",
+    )
     default_ai = Dict(
         config=True,
         help="Defaults for a request's `ai` section, e.g. {'provider': 'openai-compatible', "
@@ -130,11 +148,18 @@ class DeepResearchApp(ExtensionApp):
             raise TraitError("max_concurrent_tasks must be at least 1")
         return int(proposal["value"])
 
-    @validate("lease_seconds", "flush_interval", "max_task_age_hours")
-    def _check_non_negative(self, proposal: Any) -> float:
+    @validate(
+        "lease_seconds",
+        "flush_interval",
+        "max_task_age_hours",
+        "max_unfinished_tasks_per_user",
+        "max_queued_tasks",
+        "max_stored_tasks_per_user",
+    )
+    def _check_non_negative(self, proposal: Any) -> Any:
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must not be negative")
-        return float(proposal["value"])
+        return proposal["value"]
 
     def resolved_storage_dir(self) -> Path:
         raw = self.storage_dir or os.environ.get("TASK_STORAGE_DIR", "")
@@ -195,6 +220,11 @@ class DeepResearchApp(ExtensionApp):
             lease_seconds=self.lease_seconds,
             runs_for=None if worker else self.server_user,
             reads_sources=not worker,
+            limits=Limits(
+                unfinished_per_user=self.max_unfinished_tasks_per_user,
+                queued=self.max_queued_tasks,
+                stored_per_user=self.max_stored_tasks_per_user,
+            ),
             log=self.log,
         )
 

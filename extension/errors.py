@@ -74,3 +74,9 @@ class MissingCredentials(ResearchError):
 
     The manager leaves the task `paused` with this message instead of failing it.
     """
+
+
+class TooManyRequests(DeepResearchError):
+    """A per-user or per-server limit is reached; the message names it and its setting."""
+
+    status_code = 429

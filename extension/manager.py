@@ -30,6 +30,7 @@ from .errors import (
 from .events import EventHub, Idle
 from .fingerprint import is_task_id, task_id_for
 from .lease import LeaseKeeper
+from .limits import Limits
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
 from .research.context import JSONValue, ResearchPipeline
 from .store.base import Event, LeaseRequest, TaskState, TaskStore, utcnow
@@ -95,6 +96,7 @@ class TaskManager(SharedStoreMixin):
         lease_seconds: float = 30.0,
         runs_for: str | None = None,
         reads_sources: bool = True,
+        limits: Limits | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.store = store
@@ -109,6 +111,7 @@ class TaskManager(SharedStoreMixin):
         # it can read users' source folders (a headless worker cannot).
         self.runs_for = runs_for or None
         self.reads_sources = reads_sources
+        self.limits = limits or Limits()
         self._validate = validate_request
         self._on_activity = on_activity or (lambda: None)
         self.log = log or logging.getLogger(__name__)
@@ -212,6 +215,7 @@ class TaskManager(SharedStoreMixin):
         async with self._lock(task_id):
             state = await self._read(task_id)
             if state is None:
+                await self._check_limits(user, new_task=True)
                 state = TaskState(task_id=task_id, request=public_request(request), owner=user)
                 lease = LeaseRequest(self.leases.owner, self.leases.seconds)
                 if await self.store.create(state, lease=lease):
@@ -223,6 +227,8 @@ class TaskManager(SharedStoreMixin):
                 if state is None:
                     raise StoreUnavailable(f"Task {task_id} exists but cannot be read.")
             if request.restart:
+                if not state.status.active:
+                    await self._check_limits(user, new_task=False)
                 return await self._restart(state, request), False
             if state.status.active:
                 live = self._live.get(task_id)
@@ -232,6 +238,7 @@ class TaskManager(SharedStoreMixin):
             elif state.status is Status.completed:
                 self.log.info("Returned completed task %s", task_id)
             else:
+                await self._check_limits(user, new_task=False)
                 return await self._resume_claimed(task_id, request), False
             return state, False
 
@@ -293,6 +300,7 @@ class TaskManager(SharedStoreMixin):
                     f"Task {task_id} is {state.status.value}; only paused, failed or "
                     "cancelled tasks can be resumed."
                 )
+            await self._check_limits(state.owner, new_task=False)
             return await self._resume_claimed(task_id, None)
 
     async def delete(self, task_id: str, user: str | None = None) -> None:
@@ -604,6 +612,15 @@ class TaskManager(SharedStoreMixin):
         # Tasks without an owner (written by the seed app, or created with `shared` scope)
         # belong to everyone who can reach the server.
         return self.fingerprint_scope != "user" or user is None or owner in (None, user)
+
+    async def _check_limits(self, user: str | None, *, new_task: bool) -> None:
+        """Refuse (429) one more unfinished task of `user` beyond the configured limits."""
+        limits = self.limits
+        if not (limits.queued or limits.unfinished_per_user or (new_task and limits.counts_stored)):
+            return
+        unfinished = await self.store.unfinished() if limits.unfinished_per_user else []
+        stored = await self.store.summaries() if new_task and limits.counts_stored else []
+        limits.check_new_run(user, unfinished, len(self._queue), new_task=new_task, stored=stored)
 
     def _lock(self, task_id: str) -> asyncio.Lock:
         return self._id_locks.setdefault(task_id, asyncio.Lock())
