@@ -13,11 +13,25 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, default, validate
+from pydantic import SecretStr
+from traitlets import (
+    Bool,
+    Dict,
+    Enum,
+    Float,
+    Integer,
+    List,
+    TraitError,
+    Unicode,
+    default,
+    validate,
+)
 
+from . import redact
 from .handlers import route_table
 from .limits import Limits
 from .manager import TaskManager
+from .models import clean_secret
 from .research.context import ResearchPipeline
 from .store.base import TaskStore
 
@@ -110,10 +124,24 @@ class DeepResearchApp(ExtensionApp):
     default_ai = Dict(
         config=True,
         help="Defaults for a request's `ai` section, e.g. {'provider': 'openai-compatible', "
-        "'base_url': 'http://127.0.0.1:11434/v1', 'model': 'llama3.1'}. May hold `api_key`.",
+        "'base_url': 'http://127.0.0.1:11434/v1', 'model': 'llama3.1'}. May hold `api_key` "
+        "(or credentials in the base_url): it is sent only to this base_url, never to one a "
+        "request names.",
     )
     default_search = Dict(
-        config=True, help="Defaults for a request's `search` section, e.g. a SearXNG base_url."
+        config=True,
+        help="Defaults for a request's `search` section, e.g. a SearXNG base_url. Its `api_key` "
+        "is sent only to this base_url, never to one a request names.",
+    )
+    allowed_base_urls = List(
+        Unicode(),
+        config=True,
+        help="Provider URLs a request may name in `ai.base_url` and `search.base_url`, as glob "
+        "patterns (`*` matches any characters, `/` included), e.g. "
+        "['https://llm.example.org/*', 'http://127.0.0.1:11434/v1']. A URL is matched without "
+        "its user-info, with scheme and host in lower case and no trailing slash. Empty: any "
+        "URL. The base_url of `default_ai` / `default_search` is always allowed. A request "
+        "outside the list gets 403.",
     )
     max_body_bytes = Integer(
         1_048_576, config=True, help="Largest accepted request body; larger ones get 413."
@@ -147,6 +175,29 @@ class DeepResearchApp(ExtensionApp):
         if proposal["value"] < 1:
             raise TraitError("max_concurrent_tasks must be at least 1")
         return int(proposal["value"])
+
+    @validate("default_ai", "default_search")
+    def _check_default_secrets(self, proposal: Any) -> dict[str, Any]:
+        # A key read from a file keeps its newline; strip it here, and refuse (without showing
+        # it) a key no HTTP header can carry, rather than failing every task that uses it.
+        value = dict(proposal["value"])
+        where = f"DeepResearchApp.{proposal['trait'].name}"
+        key = value.get("api_key")
+        if key is not None:
+            if not isinstance(key, str):
+                raise TraitError(f"{where}['api_key'] must be a string")
+            try:
+                cleaned = clean_secret(SecretStr(key))
+            except ValueError as error:
+                raise TraitError(f"{where}['api_key'] {error}") from None
+            value["api_key"] = cleaned.get_secret_value() if cleaned else None
+        url = value.get("base_url")
+        if value.get("api_key") and isinstance(url, str) and redact.has_userinfo(url):
+            raise TraitError(
+                f"{where} has credentials both in 'base_url' (user:password@) and in 'api_key'; "
+                "give one of them"
+            )
+        return value
 
     @validate(
         "lease_seconds",
@@ -206,6 +257,8 @@ class DeepResearchApp(ExtensionApp):
         any user's tasks, but none that reads users' source folders)."""
         from .research import validate_request
 
+        # Log lines and tracebacks, ours and our libraries', are scrubbed of secrets too.
+        redact.install_log_scrubbing()
         return TaskManager(
             self.make_store(),
             self.load_pipeline(),
@@ -214,6 +267,7 @@ class DeepResearchApp(ExtensionApp):
             max_concurrent_tasks=self.max_concurrent_tasks,
             default_ai=self.default_ai,
             default_search=self.default_search,
+            allowed_base_urls=tuple(self.allowed_base_urls),
             fingerprint_scope=self.fingerprint_scope,
             validate_request=validate_request,
             on_activity=on_activity,

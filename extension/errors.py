@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .redact import scrub
+
 
 class DeepResearchError(Exception):
     """Base of every error this package raises on purpose; carries an HTTP status."""
@@ -9,6 +11,8 @@ class DeepResearchError(Exception):
     status_code = 500
 
     def __init__(self, message: str) -> None:
+        # Scrubbed where it is made: a message goes to clients, the store and logs alike.
+        message = scrub(message)
         super().__init__(message)
         self.message = message
 
@@ -20,7 +24,7 @@ class BadRequest(DeepResearchError):
 
 
 class Forbidden(DeepResearchError):
-    """The caller may not see or control this task."""
+    """The caller may not do this: another user's task, a provider URL the server does not allow."""
 
     status_code = 403
 

@@ -22,6 +22,7 @@ from .errors import (
     BadRequest,
     Conflict,
     DeepResearchError,
+    Forbidden,
     LeaseLost,
     MissingCredentials,
     StoreUnavailable,
@@ -32,7 +33,9 @@ from .fingerprint import is_task_id, task_id_for
 from .lease import LeaseKeeper
 from .limits import Limits
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
+from .redact import scrub
 from .research.context import JSONValue, ResearchPipeline
+from .resolve import RequestResolver
 from .store.base import Event, LeaseRequest, TaskState, TaskStore, utcnow
 
 STOP_GRACE_SECONDS = 5.0
@@ -90,6 +93,7 @@ class TaskManager(SharedStoreMixin):
         max_concurrent_tasks: int = 2,
         default_ai: dict[str, Any] | None = None,
         default_search: dict[str, Any] | None = None,
+        allowed_base_urls: tuple[str, ...] = (),
         fingerprint_scope: str = "user",
         validate_request: RequestValidator | None = None,
         on_activity: Callable[[], None] | None = None,
@@ -104,8 +108,7 @@ class TaskManager(SharedStoreMixin):
         self.root_dir = root_dir
         self.cache_dir = cache_dir
         self.max_concurrent_tasks = max(1, max_concurrent_tasks)
-        self.default_ai = dict(default_ai or {})
-        self.default_search = dict(default_search or {})
+        self.resolver = RequestResolver(default_ai, default_search, allowed_base_urls)
         self.fingerprint_scope = fingerprint_scope
         # Whose tasks this manager takes over from a shared store (None: anyone's), and whether
         # it can read users' source folders (a headless worker cannot).
@@ -185,22 +188,8 @@ class TaskManager(SharedStoreMixin):
     # ----------------------------------------------------------------- requests
 
     def resolve_request(self, request: ResearchRequest) -> ResearchRequest:
-        """Apply the server's `default_ai` / `default_search` under what the request gave."""
-        ai = _merge(request.ai, self.default_ai)
-        search = _merge(request.search, self.default_search)
-        try:
-            return request.model_validate(
-                {
-                    "query": request.query,
-                    "ai": ai,
-                    "search": search,
-                    "report": request.report,
-                    "restart": request.restart,
-                },
-                strict=False,
-            )
-        except ValidationError as error:
-            raise BadRequest(validation_message(error)) from None
+        """Apply the server's defaults, key routing and URL allow-list (see `resolve.py`)."""
+        return self.resolver.resolve(request)
 
     def task_id_of(self, request: ResearchRequest, user: str | None) -> str:
         owner = user if self.fingerprint_scope == "user" else None
@@ -506,6 +495,7 @@ class TaskManager(SharedStoreMixin):
         reason: str | None = None,
     ) -> None:
         """Record a final status; a store failure here is logged, never raised into the loop."""
+        message = scrub(message) if message else None
         try:
             await self._set_status(state, status, error=message, reason=reason)
             await self.store.save(state, durable=True)
@@ -574,7 +564,8 @@ class TaskManager(SharedStoreMixin):
     ) -> None:
         data: dict[str, Any] = {"status": status.value}
         if error:
-            data["error"] = error
+            # Every status text a client, the store or a log may show passes here first.
+            data["error"] = scrub(error)
         if reason:
             data["reason"] = reason
         live = self._live.get(state.task_id)
@@ -603,7 +594,11 @@ class TaskManager(SharedStoreMixin):
             request = ResearchRequest.model_validate(state.request, strict=False)
         except ValidationError as error:
             raise BadRequest(validation_message(error)) from None
-        return self.resolve_request(request)
+        try:
+            return self.resolve_request(request)
+        except Forbidden as error:
+            # Allowed when submitted, not any more: as unrunnable as any other stored mistake.
+            raise BadRequest(error.message) from None
 
     def _visible(self, state: TaskState, user: str | None) -> bool:
         return self._visible_owner(state.owner, user)
@@ -627,14 +622,3 @@ class TaskManager(SharedStoreMixin):
 
     async def _notify(self, task_id: str) -> None:
         await self.events.notify(task_id)
-
-
-def _merge(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:
-    """Server defaults apply to a section unless the request picked another provider."""
-    explicit = given.model_dump(exclude_unset=True)
-    if "api_key" in explicit and explicit["api_key"] is not None:
-        explicit["api_key"] = explicit["api_key"].get_secret_value()
-    provider = explicit.get("provider")
-    if provider is not None and provider != defaults.get("provider", provider):
-        return explicit
-    return {**defaults, **explicit}

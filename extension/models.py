@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from .redact import redact_url
+
 MAX_QUERY_CHARS = 10_000
 TASK_ID_PATTERN = r"^[0-9a-f]{32}$"
 # For the OpenAPI document; the validators below say the same in words.
@@ -42,6 +44,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def clean_secret(value: SecretStr | None) -> SecretStr | None:
+    """A key as it can go into an HTTP header: surrounding white space (a key read from a file
+    with its newline) stripped, empty as none; other control or non-ASCII characters refused
+    with a message that does not repeat the value."""
+    if value is None:
+        return None
+    text = value.get_secret_value().strip()
+    if not text:
+        return None
+    if not all(" " <= ch <= "~" for ch in text):
+        raise ValueError(
+            "contains a control character or a character outside printable ASCII, which "
+            "cannot go into an HTTP header (the value is not shown)"
+        )
+    return SecretStr(text)
+
+
 class AISettings(_Strict):
     """Which language model writes the plan, queries, learnings and report."""
 
@@ -55,6 +74,8 @@ class AISettings(_Strict):
     thinking_model: str | None = None
     task_model: str | None = None
 
+    _clean_key = field_validator("api_key")(clean_secret)
+
 
 class SearchSettings(_Strict):
     """Which search engine finds sources, and where the local one looks."""
@@ -67,6 +88,8 @@ class SearchSettings(_Strict):
     )
     base_url: str | None = None
     api_key: SecretStr | None = None
+
+    _clean_key = field_validator("api_key")(clean_secret)
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -129,14 +152,21 @@ def validation_message(error: ValidationError) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
-def public_dump(model: BaseModel) -> dict[str, Any]:
-    """JSON-ready dict of a settings model with every secret field left out."""
-    secret_names = {
+def secret_fields(model: type[BaseModel]) -> set[str]:
+    """Names of a model's secret (`SecretStr`) fields."""
+    return {
         name
-        for name, field in type(model).model_fields.items()
+        for name, field in model.model_fields.items()
         if _is_secret_annotation(field.annotation)
     }
-    return model.model_dump(mode="json", exclude=secret_names)
+
+
+def public_dump(model: BaseModel) -> dict[str, Any]:
+    """JSON-ready dict of a settings model: secret fields left out, URL user-info removed."""
+    data = model.model_dump(mode="json", exclude=secret_fields(type(model)))
+    if isinstance(data.get("base_url"), str):
+        data["base_url"] = redact_url(data["base_url"])
+    return data
 
 
 def public_request(request: ResearchRequest) -> dict[str, Any]:

@@ -1,21 +1,26 @@
 """HTTP plumbing shared by the network providers: client, retries with backoff, clear errors.
 
 Every error raised here is an `errors.ResearchError` whose message a user can act on and which
-never contains a secret: messages are built from the base URL, the model name and the status.
+never contains a secret: messages are built from the base URL without its user-info, the model
+name and the status, and texts taken from elsewhere (a server's error body, an exception) are
+scrubbed of known secrets before they are shortened.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import anyio
 import httpx
+from pydantic import SecretStr
 
-from ..errors import MissingCredentials, ResearchError
+from ..errors import BadRequest, MissingCredentials, ResearchError
+from ..redact import has_userinfo, remember, remember_url, scrub, split_userinfo
 from .base import RunOptions
 
 if sys.version_info < (3, 11):  # anyio depends on the backport there
@@ -25,6 +30,46 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 log = logging.getLogger(__name__)
+
+
+class Endpoint(NamedTuple):
+    """Where a provider connects, and how it authenticates there."""
+
+    url: str  # the base URL without user-info or trailing slash: safe to show
+    headers: dict[str, str]  # `Authorization` from the key, else from the URL's user-info
+
+    @property
+    def has_key(self) -> bool:
+        return "Authorization" in self.headers
+
+
+def endpoint(base_url: str | None, api_key: SecretStr | None) -> Endpoint:
+    """Split a configured base URL into what is shown and what authenticates.
+
+    Credentials in the URL (`http://user:password@host/v1`) become a Basic auth header, as
+    HTTP clients do with them; the URL keeps no trace of them.
+    """
+    parts = split_userinfo((base_url or "").strip())
+    key = api_key.get_secret_value() if api_key else None
+    remember(key)
+    remember_url(base_url)
+    headers = {}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    elif parts.basic_token:
+        headers["Authorization"] = f"Basic {parts.basic_token}"
+    return Endpoint(parts.url.rstrip("/"), headers)
+
+
+def check_base_url(section: str, base_url: str, api_key: SecretStr | None) -> None:
+    """BadRequest unless `base_url` is an http(s) URL with at most one kind of credentials."""
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        raise BadRequest(f"{section}.base_url: must be an http:// or https:// URL")
+    if api_key and has_userinfo(base_url):
+        raise BadRequest(
+            f"{section}.base_url: holds credentials (user:password@) and {section}.api_key is "
+            "set too; give one of them"
+        )
 
 
 class RetryableStatus(Exception):
@@ -100,7 +145,8 @@ def _reason(exc: BaseException) -> str:
         # anyio and httpcore wrap OS errors inside exception groups.
         if isinstance(seen, BaseExceptionGroup) and seen.exceptions:
             seen = seen.exceptions[0]
-    text = str(exc) or type(exc).__name__
+    # Scrubbed before it is cut short: a cut secret would no longer be recognised.
+    text = scrub(str(exc)) or type(exc).__name__
     return text.split("\n", 1)[0][:200]
 
 
@@ -112,7 +158,6 @@ def raise_for_status(
     key_field: str,
     body: str = "",
     not_found: str | None = None,
-    secret: str | None = None,
 ) -> None:
     """Map an error status to `RetryableStatus`, `MissingCredentials` or `ResearchError`."""
     status = response.status_code
@@ -129,9 +174,7 @@ def raise_for_status(
         raise ResearchError(f"The API key was rejected by {service} (HTTP 401): check {key_field}.")
     if status == 404 and not_found:
         raise ResearchError(not_found)
-    detail = _detail(body)
-    if secret and secret in detail:  # some servers echo what they were sent
-        detail = detail.replace(secret, "***")
+    detail = _detail(scrub(body))  # some servers echo what they were sent
     raise ResearchError(
         f"{service} rejected the request (HTTP {status})" + (f": {detail}" if detail else ".")
     )

@@ -19,7 +19,7 @@ from ..errors import BadRequest, ResearchError
 from ..models import AISettings
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
 from .citations import cited_sources, strip_citations
-from .httpclient import make_client, raise_for_status, with_retries
+from .httpclient import check_base_url, endpoint, make_client, raise_for_status, with_retries
 from .prompts import learnings_prompt, plan_prompt, queries_prompt, report_prompt, system_prompt
 
 _THINK_RE = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
@@ -33,7 +33,8 @@ class OpenAICompatible(AIProvider):
 
     def __init__(self, settings: AISettings, options: Any) -> None:
         super().__init__(settings, options)
-        self.base_url = (settings.base_url or "").rstrip("/")
+        self.endpoint = endpoint(settings.base_url, settings.api_key)
+        self.base_url = self.endpoint.url  # without user-info: used in messages
         self._client: httpx.AsyncClient | None = None
         self.usage: dict[str, int] = {}
         self._usage_supported = True
@@ -50,8 +51,7 @@ class OpenAICompatible(AIProvider):
                 "ai.base_url: required for the openai-compatible provider (e.g. "
                 '"https://api.openai.com/v1" or "http://localhost:11434/v1" for Ollama)'
             )
-        if not re.match(r"^https?://[^/\s]+", settings.base_url):
-            raise BadRequest("ai.base_url: must be an http:// or https:// URL")
+        check_base_url("ai", settings.base_url, settings.api_key)
 
     @property
     def thinking_model(self) -> str:
@@ -114,10 +114,7 @@ class OpenAICompatible(AIProvider):
             payload["stream_options"] = {"include_usage": True}
         if self.settings.temperature is not None:
             payload["temperature"] = self.settings.temperature
-        headers = {"Accept": "text/event-stream"}
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = {"Accept": "text/event-stream", **self.endpoint.headers}
 
         async def attempt() -> str:
             pieces: list[str] = []
@@ -130,10 +127,9 @@ class OpenAICompatible(AIProvider):
                     raise_for_status(
                         response,
                         service=self.base_url,
-                        has_key=bool(key),
+                        has_key=self.endpoint.has_key,
                         key_field="ai.api_key",
                         body=body,
-                        secret=key,
                         not_found=(
                             f"Model {model!r} was not found at {self.base_url} (HTTP 404): "
                             "check ai.model (an unknown model name?) and ai.base_url "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
@@ -10,7 +9,7 @@ import httpx
 from ..errors import BadRequest, ResearchError
 from ..models import SearchSettings
 from .base import Hit, SearchProvider
-from .httpclient import make_client, raise_for_status, with_retries
+from .httpclient import check_base_url, endpoint, make_client, raise_for_status, with_retries
 
 JSON_DISABLED = (
     "{base} refused JSON output (HTTP 403): the instance does not allow `format=json`. "
@@ -31,12 +30,12 @@ class SearXNGSearch(SearchProvider):
             raise BadRequest(
                 'search.base_url: required for the searxng provider (e.g. "http://localhost:8080")'
             )
-        if not re.match(r"^https?://[^/\s]+", settings.base_url):
-            raise BadRequest("search.base_url: must be an http:// or https:// URL")
+        check_base_url("search", settings.base_url, settings.api_key)
 
     @property
     def base_url(self) -> str:
-        return (self.settings.base_url or "").rstrip("/")
+        """The base URL without user-info (credentials in it go into the auth header)."""
+        return endpoint(self.settings.base_url, self.settings.api_key).url
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -47,11 +46,9 @@ class SearXNGSearch(SearchProvider):
         if self._client is None:
             self._client = make_client(self.options)
         client = self._client
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
-        headers = {"Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        base = self.base_url
+        target = endpoint(self.settings.base_url, self.settings.api_key)
+        headers = {"Accept": "application/json", **target.headers}
+        base = target.url
 
         async def attempt() -> Any:
             response = await client.get(
@@ -62,10 +59,9 @@ class SearXNGSearch(SearchProvider):
             raise_for_status(
                 response,
                 service=base,
-                has_key=bool(key),
+                has_key=target.has_key,
                 key_field="search.api_key",
                 body=response.text,
-                secret=key,
                 not_found=f"{base}/search was not found (HTTP 404): is search.base_url a "
                 "SearXNG instance?",
             )

@@ -90,3 +90,12 @@ async def paced_real(ctx: ResearchContext) -> ResearchResult:
 
     pace = float(os.environ.get("DR_TEST_PACE", "0.15"))
     return await run_research(_Paced(ctx, pace))  # type: ignore[arg-type]
+
+
+async def leaky(ctx: ResearchContext) -> ResearchResult:
+    """Fails with an unexpected error that quotes the request's `ai.api_key`, as an HTTP library
+    quotes a header it refuses (`Illegal header value b'Bearer …'`)."""
+    key = ctx.request.ai.api_key
+    await ctx.progress("plan", 0, "About to fail")
+    header = f"Bearer {key.get_secret_value() if key else ''}".encode()
+    raise RuntimeError(f"Illegal header value {header!r}")

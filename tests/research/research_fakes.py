@@ -123,7 +123,9 @@ class FakeLLM(_Server):
     `statuses` is a queue of error statuses to answer before succeeding (429, 500...);
     `api_key` (if set) is required; model names drive behaviour: `missing` → 404,
     `slow` → no answer for a long time, `trickle` → a very slow stream, `echo-key` → a 400
-    whose body repeats the Authorization header.
+    whose body repeats the Authorization header, `echo-key-repr` → the same with the header as
+    Python shows bytes (`b'Bearer …'`, backslashes doubled). It answers on any path ending in
+    `/chat/completions`; each request's `path` and `auth` header are recorded.
     """
 
     def __init__(self) -> None:
@@ -172,7 +174,7 @@ class _LLMHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
-        if self.path != "/v1/chat/completions":
+        if not self.path.endswith("/chat/completions"):
             self._json(404, {"error": {"message": "no such route"}})
             return
         prompt = body["messages"][-1]["content"]
@@ -183,6 +185,7 @@ class _LLMHandler(BaseHTTPRequestHandler):
                     "kind": kind,
                     "model": body.get("model"),
                     "auth": self.headers.get("Authorization"),
+                    "path": self.path,
                 }
             )
             status = self.fake.statuses.pop(0) if self.fake.statuses else None
@@ -202,6 +205,10 @@ class _LLMHandler(BaseHTTPRequestHandler):
             return
         if model == "echo-key":
             self._json(400, {"error": {"message": f"bad request with header {auth}"}})
+            return
+        if model == "echo-key-repr":
+            shown = repr((auth or "").encode())
+            self._json(400, {"error": {"message": f"Illegal header value {shown}"}})
             return
         if model == "slow":
             time.sleep(3)
@@ -286,7 +293,10 @@ def _answer(kind: str, prompt: str, queries_format: str) -> str:
 
 
 class FakeSearXNG(_Server):
-    """`/search?q=…&format=json`; `json_enabled=False` answers 403 like a default instance."""
+    """`/search?q=…&format=json`; `json_enabled=False` answers 403 like a default instance.
+
+    Each request's `path`, `params` and `auth` header are recorded.
+    """
 
     def __init__(self) -> None:
         super().__init__(_SearXNGHandler)
@@ -305,7 +315,9 @@ class _SearXNGHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         params = parse_qs(parts.query)
         with fake.lock:
-            fake.requests.append({"path": parts.path, "params": params})
+            fake.requests.append(
+                {"path": parts.path, "params": params, "auth": self.headers.get("Authorization")}
+            )
         if parts.path != "/search":
             self._send(404, "text/html", b"<h1>Not Found</h1>")
             return
