@@ -16,7 +16,7 @@ from traitlets import Bool, Dict, Enum, Float, Integer, TraitError, Unicode, def
 
 from .handlers import route_table
 from .manager import TaskManager
-from .research.context import ResearchPipeline
+from .research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from .store.base import TaskStore
 
 ACTIVITY_KEY = "deepresearch"
@@ -92,6 +92,13 @@ class DeepResearchApp(ExtensionApp):
     )
     max_body_bytes = Integer(
         1_048_576, config=True, help="Largest accepted request body; larger ones get 413."
+    )
+    max_source_file_bytes = Integer(
+        DEFAULT_MAX_SOURCE_FILE_BYTES,
+        min=1,
+        config=True,
+        help="Largest file of a source folder (`search.sources`) that the local search reads; "
+        "larger files are skipped with a progress message naming them.",
     )
     pipeline = Unicode(
         "jupyter_deepresearch.extension.research:run_research",
@@ -178,6 +185,7 @@ class DeepResearchApp(ExtensionApp):
             on_activity=on_activity,
             lease_seconds=self.lease_seconds,
             log=self.log,
+            max_source_file_bytes=self.max_source_file_bytes,
         )
 
     def initialize_settings(self) -> None:

@@ -31,7 +31,7 @@ from .events import EventHub, Idle
 from .fingerprint import is_task_id, task_id_for
 from .lease import LeaseKeeper
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
-from .research.context import JSONValue, ResearchPipeline
+from .research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, JSONValue, ResearchPipeline
 from .store.base import Event, LeaseRequest, TaskState, TaskStore, utcnow
 
 STOP_GRACE_SECONDS = 5.0
@@ -57,6 +57,10 @@ class _RunContext:
     @property
     def cache_dir(self) -> Path:
         return self._manager.cache_dir
+
+    @property
+    def max_source_file_bytes(self) -> int:
+        return self._manager.max_source_file_bytes
 
     async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
         # Percentages never go backwards, even when a resumed run re-reports an earlier unit.
@@ -94,11 +98,13 @@ class TaskManager(SharedStoreMixin):
         on_activity: Callable[[], None] | None = None,
         lease_seconds: float = 30.0,
         log: logging.Logger | None = None,
+        max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.root_dir = root_dir
         self.cache_dir = cache_dir
+        self.max_source_file_bytes = max_source_file_bytes
         self.max_concurrent_tasks = max(1, max_concurrent_tasks)
         self.default_ai = dict(default_ai or {})
         self.default_search = dict(default_search or {})

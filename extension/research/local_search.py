@@ -9,6 +9,8 @@ from .base import Hit, SearchProvider
 from .index import LocalIndex, open_index
 from .registry import resolve_sources
 
+MAX_SKIP_NOTICES = 20  # a folder of thousands of bad links should not flood the event log
+
 
 class LocalSearch(SearchProvider):
     """Offline search; the index is opened (built if needed) on the first query of a run."""
@@ -25,12 +27,21 @@ class LocalSearch(SearchProvider):
             if self._index is None:
                 folders = resolve_sources(self.settings.sources, self.root_dir)
                 root = self.root_dir.resolve()
+                cap = self.options.max_source_file_bytes
                 # The build goes on in its thread if the run is cancelled: the cache it leaves is
-                # what the next run wants anyway, and the run itself stops at once.
+                # what the next run wants anyway, and the run itself stops at once. Reading never
+                # blocks (see `sources`), so the thread always ends.
                 self._index = await anyio.to_thread.run_sync(
-                    open_index, self.cache_dir, folders, root, abandon_on_cancel=True
+                    open_index, self.cache_dir, folders, root, cap, abandon_on_cancel=True
                 )
+                await self._report_skipped(self._index)
             return self._index
+
+    async def _report_skipped(self, index: LocalIndex) -> None:
+        for skip in index.skipped[:MAX_SKIP_NOTICES]:
+            await self.notice(f"Skipped {skip.path}: {skip.reason}")
+        if len(index.skipped) > MAX_SKIP_NOTICES:
+            await self.notice(f"Skipped {len(index.skipped) - MAX_SKIP_NOTICES} more source files")
 
     async def search(self, query: str) -> list[Hit]:
         index = await self._get_index()
