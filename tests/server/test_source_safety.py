@@ -100,6 +100,25 @@ async def test_hostile_sources_are_skipped_by_name_and_the_task_completes(
     await no_thread_left_reading()
 
 
+async def test_link_to_a_hidden_file_is_not_quoted(api: Any, jp_root_dir: Path) -> None:
+    (jp_root_dir / ".secret.md").write_text(SECRET)
+    (jp_root_dir / "hid").mkdir()
+    (jp_root_dir / "hid" / "normal.md").write_text(NORMAL)
+    (jp_root_dir / "hid" / "innocent.md").symlink_to("../.secret.md")
+    body = {
+        "query": "What is the zebrafish quokka rollback password?",
+        "search": {"sources": ["hid"]},
+    }
+    task_id = json.loads((await api("POST", "tasks", body=body)).body)["task_id"]
+    done = await wait_status(api, task_id, "completed", "failed", timeout=120)
+    assert done["status"] == "completed", done.get("error")
+    assert "file:hid/normal.md#L3" in [s["id"] for s in done["result"]["sources"]]
+    events = parse_events((await api("GET", "tasks", task_id, "events")).body)
+    assert "hunter2" not in json.dumps([data for _, _, data in events])
+    messages = [data.get("message") for _, kind, data in events if kind == "progress"]
+    assert "Skipped hid/innocent.md: it points to a hidden file or folder" in messages
+
+
 @pytest.fixture
 def fifo_root(jp_root_dir: Path) -> Iterator[Path]:
     """`pipes/`: a normal file and a FIFO that nobody ever writes to."""
