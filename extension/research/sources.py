@@ -81,8 +81,9 @@ def folder_fingerprint_parts(folder: Path, max_bytes: int) -> list[str]:
 def folder_passages(
     folder: Path, root_dir: Path, max_bytes: int
 ) -> tuple[list[Passage], list[Skip]]:
-    """Passages of every readable file in `folder` (resolved, inside the resolved `root_dir`),
-    located relative to the root, and the files skipped."""
+    """Passages of every readable file in `folder` (resolved, inside `root_dir`), located
+    relative to the root, and the files skipped."""
+    root_dir = root_dir.resolve()
     out: list[Passage] = []
     skipped: list[Skip] = []
     seen: set[str] = set()
@@ -105,8 +106,8 @@ def folder_passages(
 
 
 def read_source(path: Path, root_dir: Path, max_bytes: int) -> tuple[str, str]:
-    """The path under `root_dir` (resolved) and text of one source file; `Skipped` if it must
-    not be read. Never blocks and never reads more than `max_bytes + 1` bytes."""
+    """The path under `root_dir` (which must be resolved) and text of one source file; `Skipped`
+    if it must not be read. Never blocks and never reads more than `max_bytes + 1` bytes."""
     try:
         resolved = path.resolve(strict=True)
     except (OSError, RuntimeError):  # a dangling link, a link loop
