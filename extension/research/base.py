@@ -81,7 +81,7 @@ class RunOptions:
     timeout: float = 120.0  # seconds without any byte from a provider before giving up
     connect_timeout: float = 10.0
     concurrency: int = 4  # queries searched at once within a round
-    max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES  # the run takes its context's
+    max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES  # run_research: the context's
 
 
 async def _no_notice(message: str) -> None:
