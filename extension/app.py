@@ -32,7 +32,7 @@ from .handlers import route_table
 from .limits import Limits
 from .manager import TaskManager
 from .models import clean_secret
-from .research.context import ResearchPipeline
+from .research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from .store.base import TaskStore
 
 ACTIVITY_KEY = "deepresearch"
@@ -145,6 +145,13 @@ class DeepResearchApp(ExtensionApp):
     )
     max_body_bytes = Integer(
         1_048_576, config=True, help="Largest accepted request body; larger ones get 413."
+    )
+    max_source_file_bytes = Integer(
+        DEFAULT_MAX_SOURCE_FILE_BYTES,
+        min=1,
+        config=True,
+        help="Largest file of a source folder (`search.sources`) that the local search reads; "
+        "larger files are skipped with a progress message naming them.",
     )
     pipeline = Unicode(
         "jupyter_deepresearch.extension.research:run_research",
@@ -280,6 +287,7 @@ class DeepResearchApp(ExtensionApp):
                 stored_per_user=self.max_stored_tasks_per_user,
             ),
             log=self.log,
+            max_source_file_bytes=self.max_source_file_bytes,
         )
 
     def initialize_settings(self) -> None:

@@ -34,7 +34,7 @@ from .lease import LeaseKeeper
 from .limits import Limits
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
 from .redact import scrub
-from .research.context import JSONValue, ResearchPipeline
+from .research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, JSONValue, ResearchPipeline
 from .resolve import RequestResolver
 from .store.base import Event, LeaseRequest, TaskState, TaskStore, utcnow
 
@@ -61,6 +61,10 @@ class _RunContext:
     @property
     def cache_dir(self) -> Path:
         return self._manager.cache_dir
+
+    @property
+    def max_source_file_bytes(self) -> int:
+        return self._manager.max_source_file_bytes
 
     async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
         # Percentages never go backwards, even when a resumed run re-reports an earlier unit.
@@ -102,11 +106,13 @@ class TaskManager(SharedStoreMixin):
         reads_sources: bool = True,
         limits: Limits | None = None,
         log: logging.Logger | None = None,
+        max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.root_dir = root_dir
         self.cache_dir = cache_dir
+        self.max_source_file_bytes = max_source_file_bytes
         self.max_concurrent_tasks = max(1, max_concurrent_tasks)
         self.resolver = RequestResolver(default_ai, default_search, allowed_base_urls)
         self.fingerprint_scope = fingerprint_scope

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar, TypedDict
 
 from ..models import AISettings, SearchSettings
+from .context import DEFAULT_MAX_SOURCE_FILE_BYTES
 
 Emit = Callable[[str], Awaitable[None]]
 
@@ -80,6 +81,11 @@ class RunOptions:
     timeout: float = 120.0  # seconds without any byte from a provider before giving up
     connect_timeout: float = 10.0
     concurrency: int = 4  # queries searched at once within a round
+    max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES  # run_research: the context's
+
+
+async def _no_notice(message: str) -> None:
+    return None
 
 
 class AIProvider(abc.ABC):
@@ -137,12 +143,20 @@ class SearchProvider(abc.ABC):
     name: ClassVar[str]
 
     def __init__(
-        self, settings: SearchSettings, *, root_dir: Path, cache_dir: Path, options: RunOptions
+        self,
+        settings: SearchSettings,
+        *,
+        root_dir: Path,
+        cache_dir: Path,
+        options: RunOptions,
+        notice: Emit | None = None,
     ) -> None:
         self.settings = settings
         self.root_dir = root_dir
         self.cache_dir = cache_dir
         self.options = options
+        # Tells the user something about the search (a source file skipped) as a progress message.
+        self.notice: Emit = notice or _no_notice
 
     @classmethod
     def validate(cls, settings: SearchSettings, root_dir: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from ..models import ResearchRequest, ResearchResult
 
 JSONValue = Any  # anything `json.dumps` accepts; checkpoints must round-trip through JSON
+DEFAULT_MAX_SOURCE_FILE_BYTES = 5_000_000
 
 
 class ResearchContext(Protocol):
@@ -31,6 +32,11 @@ class ResearchContext(Protocol):
     @property
     def cache_dir(self) -> Path:
         """A writable folder for caches that outlive runs (the search index)."""
+        ...
+
+    @property
+    def max_source_file_bytes(self) -> int:
+        """The largest file of a source folder that is read; larger ones are skipped."""
         ...
 
     async def progress(self, step: str, percentage: int, message: str | None = None) -> None:

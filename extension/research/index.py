@@ -1,7 +1,8 @@
 """The on-disk BM25 index of the local search: built lazily, cached, rebuilt when sources change.
 
 Layout under `cache_dir/index/`: one folder per corpus component (`builtin-<fp>`, one
-`src-<folder hash>-<fp>` per source folder) holding passages and tokens, and one `bm25-...`
+`src-<folder hash>-<fp>` per source folder) holding passages, tokens and the files skipped
+(`skipped.json`, so every run reports them, not only the one that built it), and one `bm25-...`
 folder per combination holding the `bm25s` index. A folder appears by atomic rename of a
 finished temporary folder while a file lock is held, so two processes building at once neither
 collide nor read half an index. All functions here are blocking: call them from a worker thread.
@@ -28,7 +29,9 @@ import numpy as np
 from filelock import FileLock
 
 from . import corpus, sources
+from .context import DEFAULT_MAX_SOURCE_FILE_BYTES
 from .corpus import Passage
+from .sources import Skip
 from .text import TOKENIZER_VERSION, tokenize
 
 INDEX_VERSION = "3"
@@ -53,6 +56,7 @@ class LocalIndex:
     location: Path
     modules: dict[str, np.ndarray] = field(default_factory=dict)  # top module -> passage rows
     user_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    skipped: list[Skip] = field(default_factory=list)  # source files not searched, and why
 
     def __post_init__(self) -> None:
         rows: dict[str, list[int]] = {}
@@ -117,17 +121,27 @@ _memory: dict[Path, LocalIndex] = {}
 _memory_lock = threading.Lock()
 
 
-def open_index(cache_dir: Path, folders: list[Path], root_dir: Path) -> LocalIndex:
-    """The index over the built-in corpus plus `folders` (resolved, inside `root_dir`)."""
+Produce = Callable[[], tuple[list[Passage], list[Skip]]]
+
+
+def open_index(
+    cache_dir: Path,
+    folders: list[Path],
+    root_dir: Path,
+    max_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES,
+) -> LocalIndex:
+    """The index over the built-in corpus plus `folders` (resolved, inside the resolved
+    `root_dir`), reading no source file larger than `max_file_bytes`."""
     base = cache_dir / "index"
     base.mkdir(parents=True, exist_ok=True)
-    components: list[tuple[str, str, Callable[[], list[Passage]]]] = [
-        ("builtin", _digest(corpus.builtin_fingerprint_parts()), corpus.builtin_passages)
+    components: list[tuple[str, str, Produce]] = [
+        ("builtin", _digest(corpus.builtin_fingerprint_parts()), _builtin)
     ]
     for folder in folders:
         name = "src-" + _digest([str(folder)])
-        fp = _digest(sources.folder_fingerprint_parts(folder))
-        components.append((name, fp, functools.partial(sources.folder_passages, folder, root_dir)))
+        fp = _digest(sources.folder_fingerprint_parts(folder, max_file_bytes))
+        read = functools.partial(sources.folder_passages, folder, root_dir, max_file_bytes)
+        components.append((name, fp, read))
     parts = [INDEX_VERSION, TOKENIZER_VERSION]
     comp_dirs: list[Path] = []
     for name, fp, produce in components:
@@ -185,12 +199,17 @@ def _ensure(base: Path, name: str, fp: str, build: Callable[[Path], None]) -> Pa
     return final
 
 
-def _write_component(folder: Path, *, produce: Callable[[], list[Passage]]) -> None:
-    passages = produce()
+def _builtin() -> tuple[list[Passage], list[Skip]]:
+    return corpus.builtin_passages(), []
+
+
+def _write_component(folder: Path, *, produce: Produce) -> None:
+    passages, skipped = produce()
     rows = [[p["id"], p["title"], p["url"], p["text"]] for p in passages]
     tokens = [tokenize(f"{p['title']} {p['title']} {p['text']}") for p in passages]
     (folder / "passages.json").write_text(json.dumps(rows, ensure_ascii=False))
     (folder / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False))
+    (folder / "skipped.json").write_text(json.dumps(skipped, ensure_ascii=False))
 
 
 def _write_bm25(folder: Path, comp_dirs: list[Path]) -> None:
@@ -209,13 +228,18 @@ def _write_bm25(folder: Path, comp_dirs: list[Path]) -> None:
 
 def _load(combo: Path, comp_dirs: list[Path]) -> LocalIndex:
     passages: list[Passage] = []
+    skipped: list[Skip] = []
     for comp in comp_dirs:
         for pid, title, url, text in json.loads((comp / "passages.json").read_text()):
             passages.append(Passage(id=pid, title=title, url=url, text=text))
+        if (comp / "skipped.json").exists():  # a built-in component from before it existed
+            skipped.extend(Skip(*row) for row in json.loads((comp / "skipped.json").read_text()))
     with _quiet():
         retriever = bm25s.BM25.load(str(combo), show_progress=False)
     vocab = {str(k): int(v) for k, v in retriever.vocab_dict.items()}
-    return LocalIndex(passages=passages, retriever=retriever, vocab=vocab, location=combo)
+    return LocalIndex(
+        passages=passages, retriever=retriever, vocab=vocab, location=combo, skipped=skipped
+    )
 
 
 @contextlib.contextmanager

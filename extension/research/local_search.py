@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import anyio
-import anyio.to_thread
 
 from .base import Hit, SearchProvider
 from .index import LocalIndex, open_index
 from .registry import resolve_sources
+from .threads import run_in_daemon_thread
+
+MAX_SKIP_NOTICES = 20  # a folder of thousands of bad links should not flood the event log
 
 
 class LocalSearch(SearchProvider):
@@ -25,18 +27,26 @@ class LocalSearch(SearchProvider):
             if self._index is None:
                 folders = resolve_sources(self.settings.sources, self.root_dir)
                 root = self.root_dir.resolve()
+                cap = self.options.max_source_file_bytes
                 # The build goes on in its thread if the run is cancelled: the cache it leaves is
-                # what the next run wants anyway, and the run itself stops at once.
-                self._index = await anyio.to_thread.run_sync(
-                    open_index, self.cache_dir, folders, root, abandon_on_cancel=True
+                # what the next run wants anyway, and the run itself stops at once. Reading never
+                # blocks (see `sources`), so the thread always ends; as a daemon it never holds
+                # up a server's exit (the cache is written atomically).
+                self._index = await run_in_daemon_thread(
+                    open_index, self.cache_dir, folders, root, cap
                 )
+                await self._report_skipped(self._index)
             return self._index
+
+    async def _report_skipped(self, index: LocalIndex) -> None:
+        for skip in index.skipped[:MAX_SKIP_NOTICES]:
+            await self.notice(f"Skipped {skip.path}: {skip.reason}")
+        if len(index.skipped) > MAX_SKIP_NOTICES:
+            await self.notice(f"Skipped {len(index.skipped) - MAX_SKIP_NOTICES} more source files")
 
     async def search(self, query: str) -> list[Hit]:
         index = await self._get_index()
-        ranked = await anyio.to_thread.run_sync(
-            index.search, query, self.settings.max_results, abandon_on_cancel=True
-        )
+        ranked = await run_in_daemon_thread(index.search, query, self.settings.max_results)
         return [
             Hit(id=p["id"], title=p["title"], url=p["url"], text=p["text"]) for p, _score in ranked
         ]

@@ -8,6 +8,7 @@ shutdown) arrives as anyio/asyncio cancellation and simply abandons the unit in 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from typing import Any
@@ -43,18 +44,30 @@ async def run_research(
     ctx: ResearchContext, *, options: RunOptions | None = None
 ) -> ResearchResult:
     """Run (or resume) the research of `ctx.request` and return the report with its sources."""
-    options = options or RunOptions()
+    # The file cap is the server's setting, whatever else the caller tuned.
+    options = dataclasses.replace(
+        options or RunOptions(), max_source_file_bytes=ctx.max_source_file_bytes
+    )
     request = ctx.request
     try:
         validate_request(request, ctx.root_dir)
     except BadRequest as exc:  # e.g. a source folder removed since the task was created
         raise ResearchError(exc.message) from None
+
+    async def notice(message: str) -> None:
+        await run.progress("search", run.pct, message)  # `run` exists before any search
+
     ai: AIProvider = provider_class("ai", request.ai.provider)(request.ai, options)
     search: SearchProvider = provider_class("search", request.search.provider)(
-        request.search, root_dir=ctx.root_dir, cache_dir=ctx.cache_dir, options=options
+        request.search,
+        root_dir=ctx.root_dir,
+        cache_dir=ctx.cache_dir,
+        options=options,
+        notice=notice,
     )
+    run = _Run(ctx, ai, search, options)
     try:
-        return await _Run(ctx, ai, search, options).run()
+        return await run.run()
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):
             await ai.aclose()

@@ -3,6 +3,11 @@
 Each passage is located by a URL-like `file:` locator relative to the server's root directory,
 with the line it starts on (`file:notes/x.md#L10`) or, in notebooks, its cell
 (`file:nb.ipynb#cell=3&L1`).
+
+A source folder is untrusted input: a file is read only if its resolved path lies inside the
+root with no hidden or excluded component, it is a regular file no larger than the cap, and it
+is opened so that nothing can block (a FIFO, a device). A file that fails any of these, or whose
+parser gives up on it, is skipped and reported as `Skip(path, reason)`; the rest is still read.
 """
 
 from __future__ import annotations
@@ -11,70 +16,143 @@ import ast
 import json
 import os
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import NamedTuple
 
 from .corpus import CORPUS_VERSION, Passage, ast_passages, chunks, paragraphs
 
 SOURCE_SUFFIXES = (".md", ".txt", ".ipynb", ".py", ".html", ".htm")
-MAX_FILE_BYTES = 5_000_000
+# Bumped when what a folder yields changes for the same files, so cached indexes are rebuilt.
+SOURCES_VERSION = "2"
 _SKIP_SOURCE_DIRS = frozenset(
     {".git", ".hg", ".svn", "__pycache__", "node_modules", ".ipynb_checkpoints", ".venv", "venv"}
 )
+# Never follow a last-moment symlink, never wait for a writer; absent flags (Windows) are 0.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+# What parsers raise on input they cannot handle: deep nesting, huge expressions, bad JSON.
+_PARSE_ERRORS = (RecursionError, MemoryError, ValueError, SyntaxError, OverflowError)
+
+
+class Skip(NamedTuple):
+    """A file of a source folder that was not searched: its path under the root, and why."""
+
+    path: str
+    reason: str
+
+
+class Skipped(Exception):
+    """Raised by `read_source` with the reason a file must not be read."""
 
 
 def source_files(folder: Path) -> list[Path]:
     """Files of a source folder that the local search reads, sorted, hidden folders skipped."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(
-            d for d in dirnames if d not in _SKIP_SOURCE_DIRS and not d.startswith(".")
-        )
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
         for filename in sorted(filenames):
             if filename.lower().endswith(SOURCE_SUFFIXES) and not filename.startswith("."):
                 found.append(Path(dirpath, filename))
     return found
 
 
-def folder_fingerprint_parts(folder: Path) -> list[str]:
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name in _SKIP_SOURCE_DIRS
+
+
+def folder_fingerprint_parts(folder: Path, max_bytes: int) -> list[str]:
     """Paths, sizes and modification times of a folder's files: any change rebuilds its index."""
-    parts = [CORPUS_VERSION, str(folder)]
+    parts = [CORPUS_VERSION, SOURCES_VERSION, str(max_bytes), str(folder)]
     for path in source_files(folder):
         try:
-            st = path.stat()
+            st = path.stat()  # stat never blocks, whatever the file is
         except OSError:
             continue
         parts.append(f"{path.relative_to(folder).as_posix()}\t{st.st_mtime_ns}\t{st.st_size}")
     return parts
 
 
-def folder_passages(folder: Path, root_dir: Path) -> list[Passage]:
-    """Passages of every readable file in `folder`, located relative to the server root."""
+def folder_passages(
+    folder: Path, root_dir: Path, max_bytes: int
+) -> tuple[list[Passage], list[Skip]]:
+    """Passages of every readable file in `folder` (resolved, inside `root_dir`), located
+    relative to the root, and the files skipped."""
+    root_dir = root_dir.resolve()
     out: list[Passage] = []
+    skipped: list[Skip] = []
+    seen: set[str] = set()
     for path in source_files(folder):
+        # Messages name the file as the user sees it, never where a link points.
+        shown = path.relative_to(root_dir).as_posix()
         try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                continue
-            raw = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            rel, raw = read_source(path, root_dir, max_bytes)
+        except Skipped as exc:
+            skipped.append(Skip(shown, str(exc)))
             continue
+        if rel in seen:  # two links to one file
+            continue
+        seen.add(rel)
         try:
-            rel = path.resolve().relative_to(root_dir).as_posix()
-        except ValueError:  # a symlink inside the folder that points outside the root
-            continue
-        out.extend(file_passages(rel, raw))
-    return out
+            out.extend(file_passages(rel, raw))
+        except _PARSE_ERRORS as exc:
+            skipped.append(Skip(shown, f"it cannot be parsed ({type(exc).__name__})"))
+    return out, skipped
+
+
+def read_source(path: Path, root_dir: Path, max_bytes: int) -> tuple[str, str]:
+    """The path under `root_dir` (which must be resolved) and text of one source file; `Skipped`
+    if it must not be read. Never blocks and never reads more than `max_bytes + 1` bytes."""
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link, a link loop
+        raise Skipped("it is a broken link") from None
+    if not resolved.is_relative_to(root_dir):
+        raise Skipped("it points outside the server's root directory")
+    rel = resolved.relative_to(root_dir)
+    if any(_hidden(part) for part in rel.parts):
+        raise Skipped("it points to a hidden file or folder")
+    try:
+        # Type and size before opening: opening some devices alone has effects.
+        _check(os.stat(resolved, follow_symlinks=False), max_bytes)
+        fd = os.open(resolved, _OPEN_FLAGS)
+        with open(fd, "rb") as file:
+            _check(os.fstat(fd), max_bytes)  # the path may have been replaced meanwhile
+            data = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise Skipped(f"it cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > max_bytes:  # it grew since the check
+        raise Skipped(_too_large(max_bytes))
+    return rel.as_posix(), data.decode("utf-8", errors="replace")
+
+
+def _check(st: os.stat_result, max_bytes: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise Skipped("it is not a regular file")
+    if st.st_size > max_bytes:
+        raise Skipped(_too_large(max_bytes))
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"it is larger than max_source_file_bytes ({max_bytes} bytes)"
 
 
 def file_passages(rel: str, raw: str) -> list[Passage]:
-    """Passages of one file's text, by its suffix; `rel` is its path under the server root."""
+    """Passages of one file's text, by its suffix; `rel` is its path under the server root.
+
+    Raises what its parser raises on input it cannot handle (`_PARSE_ERRORS`)."""
     suffix = rel.lower().rsplit(".", 1)[-1]
     if suffix == "ipynb":
         return _notebook_passages(rel, raw)
     if suffix == "py":
         try:
             tree = ast.parse(raw)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError):  # not Python after all: still worth reading as text
             return _text_passages(rel, raw)
         return _py_file_passages(rel, tree)
     if suffix in ("html", "htm"):
@@ -119,10 +197,10 @@ def _section_passages(
 
 
 def _notebook_passages(rel: str, raw: str) -> list[Passage]:
-    try:
-        cells = json.loads(raw).get("cells", [])
-    except (ValueError, AttributeError):
-        return []
+    notebook = json.loads(raw)
+    cells = notebook.get("cells", []) if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("not a notebook")
     out: list[Passage] = []
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("markdown", "code"):

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from jupyter_deepresearch.extension.models import ResearchRequest
 from jupyter_deepresearch.extension.research import RunOptions
+from jupyter_deepresearch.extension.research.context import DEFAULT_MAX_SOURCE_FILE_BYTES
 
 FAST = RunOptions(retries=3, backoff=0.01, max_backoff=0.05, timeout=2.0, connect_timeout=2.0)
 
@@ -36,6 +37,7 @@ class MemoryContext:
     request: ResearchRequest
     root_dir: Path
     cache_dir: Path
+    max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES
     checkpoints: dict[str, Any] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     progress_events: list[tuple[str, int, str | None]] = field(default_factory=list)
@@ -76,6 +78,7 @@ class MemoryContext:
             request=changes.get("request", self.request),
             root_dir=self.root_dir,
             cache_dir=self.cache_dir,
+            max_source_file_bytes=self.max_source_file_bytes,
             checkpoints=self.checkpoints,
             stop_after=changes.get("stop_after"),
             stop_how=changes.get("stop_how", "cancel"),
