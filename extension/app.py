@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Callable
@@ -30,17 +29,12 @@ from traitlets import (
 from . import redact
 from .handlers import route_table
 from .limits import Limits
-from .manager import TaskManager
 from .models import clean_secret
 from .research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from .store.base import TaskStore
+from .tasks import RequestPolicy, TakeoverPolicy, TaskManager
 
 ACTIVITY_KEY = "deepresearch"
-SWEEP_SECONDS = 3600.0
-# The first sweep waits: tasks a week old can wait a minute, and a start-up (the takeover pass,
-# the first requests) should not share the disk with a listing of every task.
-FIRST_SWEEP_DELAY_SECONDS = 60.0
-MAINTENANCE_SECONDS = 10.0  # storage retries; activity is reported every third tick
 
 
 class DeepResearchApp(ExtensionApp):
@@ -160,7 +154,6 @@ class DeepResearchApp(ExtensionApp):
     )
 
     manager: TaskManager | None = None
-    _background: list[asyncio.Task[None]]
 
     @default("max_task_age_hours")
     def _default_max_age(self) -> float:
@@ -266,36 +259,43 @@ class DeepResearchApp(ExtensionApp):
 
         # Log lines and tracebacks, ours and our libraries', are scrubbed of secrets too.
         redact.install_log_scrubbing()
+        requests = RequestPolicy(
+            default_ai=self.default_ai,
+            default_search=self.default_search,
+            allowed_base_urls=tuple(self.allowed_base_urls),
+            fingerprint_scope=self.fingerprint_scope,
+            validate=validate_request,
+            limits=Limits(
+                unfinished_per_user=self.max_unfinished_tasks_per_user,
+                queued=self.max_queued_tasks,
+                stored_per_user=self.max_stored_tasks_per_user,
+            ),
+        )
+        # Running tasks whose server is gone is the worker's whole job: it always resumes.
+        takeover = TakeoverPolicy(
+            auto_resume=worker or self.auto_resume,
+            runs_for=None if worker else (self.server_user or None),
+            reads_sources=not worker,
+        )
         return TaskManager(
             self.make_store(),
             self.load_pipeline(),
             root_dir=root_dir,
             cache_dir=self.resolved_cache_dir(),
             max_concurrent_tasks=self.max_concurrent_tasks,
-            default_ai=self.default_ai,
-            default_search=self.default_search,
-            allowed_base_urls=tuple(self.allowed_base_urls),
-            fingerprint_scope=self.fingerprint_scope,
-            validate_request=validate_request,
-            on_activity=on_activity,
-            lease_seconds=self.lease_seconds,
-            runs_for=None if worker else self.server_user,
-            reads_sources=not worker,
-            limits=Limits(
-                unfinished_per_user=self.max_unfinished_tasks_per_user,
-                queued=self.max_queued_tasks,
-                stored_per_user=self.max_stored_tasks_per_user,
-            ),
-            log=self.log,
             max_source_file_bytes=self.max_source_file_bytes,
+            requests=requests,
+            takeover=takeover,
+            lease_seconds=self.lease_seconds,
+            max_task_age_hours=self.max_task_age_hours,
+            on_activity=on_activity,
+            log=self.log,
         )
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
         root_dir = Path(self.serverapp.root_dir).expanduser().resolve()
         self.manager = self.build_manager(root_dir, on_activity=self._report_activity)
-        self.manager.auto_resume = self.auto_resume
-        self._background = []
         self.settings.update(
             deepresearch_manager=self.manager,
             deepresearch_max_body_bytes=self.max_body_bytes,
@@ -306,13 +306,9 @@ class DeepResearchApp(ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         assert self.manager is not None
-        await self.manager.ensure_started(auto_resume=self.auto_resume)
+        await self.manager.ensure_started()
         _stop_cleanly_on_sigint(serverapp)
         self._export_connection_env(serverapp)
-        self._background = [
-            asyncio.create_task(self._expiry_loop(), name="deepresearch-expiry"),
-            asyncio.create_task(self._maintenance_loop(), name="deepresearch-maintenance"),
-        ]
         self.log.info(
             "deepresearch: %s store at %s, up to %d concurrent tasks",
             self.store,
@@ -321,8 +317,6 @@ class DeepResearchApp(ExtensionApp):
         )
 
     async def stop_extension(self) -> None:
-        for task in self._background:
-            task.cancel()
         if self.manager is not None:
             await self.manager.stop()
 
@@ -341,30 +335,6 @@ class DeepResearchApp(ExtensionApp):
         if web_app is not None:
             times = web_app.settings.setdefault("last_activity_times", {})
             times[ACTIVITY_KEY] = datetime.now(timezone.utc)
-
-    async def _maintenance_loop(self) -> None:
-        ticks = 0
-        while True:
-            await asyncio.sleep(MAINTENANCE_SECONDS)
-            ticks += 1
-            if self.manager is None:
-                continue
-            if self.manager.running_count and ticks % 3 == 0:
-                self._report_activity()
-            try:
-                await self.manager.retry_storage_paused()
-            except Exception:
-                self.log.exception("deepresearch: storage retry failed")
-
-    async def _expiry_loop(self) -> None:
-        await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
-        while True:
-            if self.manager is not None and self.max_task_age_hours > 0:
-                try:
-                    await self.manager.expire(self.max_task_age_hours)
-                except Exception:
-                    self.log.exception("deepresearch: expiry sweep failed")
-            await asyncio.sleep(min(SWEEP_SECONDS, max(60.0, self.max_task_age_hours * 360)))
 
 
 def _stop_cleanly_on_sigint(serverapp: Any) -> None:

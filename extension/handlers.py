@@ -15,11 +15,11 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import BadRequest, DeepResearchError, PayloadTooLarge
-from .events import Idle
-from .manager import TaskManager
 from .models import ResearchRequest, Status, validation_message
 from .sse import encode_comment, encode_event, encode_retry
 from .store.base import TaskState
+from .tasks import TaskManager
+from .tasks.events import Idle
 
 AUTH_RESOURCE = "deepresearch"
 TASK_ID = r"(?P<task_id>[^/]+)"
@@ -34,7 +34,7 @@ class DeepResearchHandler(APIHandler):
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
-        await self.manager.ensure_started(auto_resume=self.manager.auto_resume)
+        await self.manager.ensure_started()
 
     @property
     def manager(self) -> TaskManager:

@@ -57,8 +57,7 @@ class WorkerApp(JupyterApp):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        # Always resume: running tasks whose server is gone is the worker's whole job.
-        await manager.ensure_started(auto_resume=True)
+        await manager.ensure_started()
         self.log.info(
             "deepresearch worker: %s store at %s, up to %d concurrent tasks, lease %.0fs",
             settings.store,

@@ -170,7 +170,7 @@ async def test_retry_while_snapshots_still_fail_keeps_task_paused_and_resumable(
     await api("POST", "tasks", task_id, "pause")
     paused = await wait_status(api, task_id, "paused")
     assert paused["status"] == "paused"
-    dr_app.manager._live[task_id].state.paused_by = "storage"  # as a failed snapshot leaves it
+    dr_app.manager.runner.live[task_id].state.paused_by = "storage"  # as a failed snapshot leaves it
     try:
         resumed = await dr_app.manager.retry_storage_paused()
     finally:

@@ -105,8 +105,10 @@ async def test_queue_limits_concurrency_and_starts_in_order(api: Any) -> None:
         await wait_status(api, task_id, "completed")
 
 
+@pytest.mark.parametrize(
+    "dr_config", [{"pipeline": "dr_testing.pipelines:stepped", "max_concurrent_tasks": 1}]
+)
 async def test_pausing_a_queued_task_takes_it_out_of_the_queue(api: Any, dr_app: Any) -> None:
-    dr_app.manager.max_concurrent_tasks = 1
     first = await start_gated(api, "q-first units=1")
     second = body(await api("POST", "tasks", body={"query": "q-second units=1"}))["task_id"]
     assert body(await api("GET", "tasks", second))["status"] == "queued"

@@ -115,16 +115,19 @@ async def test_logs_name_task_ids(
         assert re.search(pattern, text), pattern
 
 
+@pytest.mark.parametrize(
+    "dr_config", [{"pipeline": "dr_testing.pipelines:stepped", "max_task_age_hours": 1.0}]
+)
 async def test_expiry_deletes_only_old_finished_tasks(api: Any, dr_app: Any) -> None:
     finished = body(await api("POST", "tasks", body={"query": "old units=1"}))["task_id"]
     await wait_status(api, finished, "completed")
     paused = body(await api("POST", "tasks", body={"query": "kept needs-key units=1"}))["task_id"]
     await wait_status(api, paused, "paused")
-    assert await dr_app.manager.expire(1.0) == []
+    assert await dr_app.manager.expire() == []
     state = await dr_app.manager.get(finished)
     state.finished_at = utcnow() - timedelta(hours=2)
     await dr_app.manager.store.save(state, durable=True)
-    removed = await dr_app.manager.expire(1.0)
+    removed = await dr_app.manager.expire()
     assert removed == [finished]
     assert (await api("GET", "tasks", finished)).code == 404
     assert (await api("GET", "tasks", paused)).code == 200

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from dr_testing import pipelines
-from jupyter_deepresearch.extension.manager import TaskManager
+from jupyter_deepresearch.extension.tasks import TaskManager
 from jupyter_deepresearch.extension.models import ResearchRequest, Status
 from jupyter_deepresearch.extension.store.files import FileTaskStore
 
@@ -43,13 +43,13 @@ def test_a_resume_waits_for_the_server_that_paused_the_task_to_let_it_go(tmp_pat
 
             # A lets go of the task only when told: the moment B's resume arrived in.
             let_go = asyncio.Event()
-            release = a._let_go
+            release = a.runner.let_go
 
             async def late_let_go(task_id: str) -> None:
                 await let_go.wait()
                 await release(task_id)
 
-            a._let_go = late_let_go  # type: ignore[method-assign]
+            a.runner.let_go = late_let_go  # type: ignore[method-assign]
             paused = await b.pause(state.task_id)
             assert paused.status is Status.paused
             resuming = asyncio.create_task(b.resume(state.task_id))

@@ -14,7 +14,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
 from dr_testing.pipelines import GATES
 from dr_testing.waiting import eventually
-from jupyter_deepresearch.extension.events import EventHub
+from jupyter_deepresearch.extension.tasks.events import EventHub
 
 
 async def create(http: httpx.AsyncClient, query: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dr_testing import pipelines
-from jupyter_deepresearch.extension.manager import TaskManager
+from jupyter_deepresearch.extension.tasks import TaskManager
 from jupyter_deepresearch.extension.models import Status
 from jupyter_deepresearch.extension.store.base import TaskState
 from jupyter_deepresearch.extension.store.files import FileTaskStore

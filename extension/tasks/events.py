@@ -17,8 +17,8 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from .errors import DeepResearchError
-from .store.base import Event, TaskState, TaskStore
+from ..errors import DeepResearchError
+from ..store.base import Event, TaskState, TaskStore
 
 
 class Idle:

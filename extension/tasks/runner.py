@@ -1,0 +1,424 @@
+"""Running tasks: the queue, one asyncio task per run, and the statuses a run ends in.
+
+Tasks run as asyncio tasks of the server's event loop, never tied to an HTTP request, so a
+client that goes away changes nothing. The runner writes only tasks whose lease this manager
+holds; what to run comes from the manager (requests) and the takeover (orphans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepResearchError, LeaseLost, MissingCredentials, StoreUnavailable
+from ..models import ResearchRequest, ResearchResult, Status
+from ..redact import scrub
+from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, JSONValue, ResearchPipeline
+from ..store.base import TaskState, TaskStore
+from .events import EventHub
+from .leases import LeaseKeeper
+from .locks import TaskLocks
+
+STOP_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class Live:
+    """In-memory companion of a task this server is running or has queued."""
+
+    state: TaskState
+    request: ResearchRequest  # resolved, secrets included: never persisted
+    runner: asyncio.Task[None] | None = None
+    # "pause", "cancel", "shutdown", "discard" (restart/delete here), "handoff" (another server
+    # asked for the task), "lost" (another server took the lease: write nothing more)
+    stop_reason: str | None = None
+
+
+def is_running(live: Live) -> bool:
+    return live.runner is not None and not live.runner.done()
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every run of this manager shares: where it reads and how many run at once."""
+
+    root_dir: Path
+    cache_dir: Path
+    max_concurrent_tasks: int = 2
+    max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES
+
+
+class RunContext:
+    """The `ResearchContext` one run of the pipeline sees."""
+
+    def __init__(self, runner: Runner, live: Live) -> None:
+        self._runner = runner
+        self._live = live
+
+    @property
+    def request(self) -> ResearchRequest:
+        return self._live.request
+
+    @property
+    def root_dir(self) -> Path:
+        return self._runner.settings.root_dir
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._runner.settings.cache_dir
+
+    @property
+    def max_source_file_bytes(self) -> int:
+        return self._runner.settings.max_source_file_bytes
+
+    async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
+        # Percentages never go backwards, even when a resumed run re-reports an earlier unit.
+        pct = max(self._live.state.percentage, min(100, max(0, int(percentage))))
+        data: dict[str, Any] = {"step": step, "percentage": pct}
+        if message:
+            data["message"] = message
+        await self._runner.emit(self._live, "progress", data, from_pipeline=True)
+
+    async def output(self, text: str) -> None:
+        await self._runner.emit(self._live, "output", {"text": text}, from_pipeline=True)
+
+    def checkpoint(self, key: str) -> JSONValue | None:
+        return self._live.state.checkpoints.get(key)
+
+    async def save_checkpoint(self, key: str, value: JSONValue) -> None:
+        await self._runner.store.save_checkpoint(self._live.state, key, value)
+
+
+class Runner:
+    """The queue and the runs of the tasks this manager holds."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        pipeline: ResearchPipeline,
+        events: EventHub,
+        leases: LeaseKeeper,
+        locks: TaskLocks,
+        settings: RunSettings,
+        *,
+        on_activity: Callable[[], None] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.events = events
+        self.leases = leases
+        self.locks = locks
+        self.settings = settings
+        self.on_activity = on_activity or (lambda: None)
+        self.log = log or logging.getLogger(__name__)
+        self.live: dict[str, Live] = {}
+        self.queue: deque[str] = deque()
+        # Finished tasks whose last snapshot write failed (their log is complete): rewritten by
+        # `retry_storage_paused` once the store takes writes again.
+        self.stale_snapshots: dict[str, TaskState] = {}
+        self.stopping = False
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for live in self.live.values() if is_running(live))
+
+    def queued_or_running(self, task_id: str) -> bool:
+        live = self.live.get(task_id)
+        return task_id in self.queue or (live is not None and is_running(live))
+
+    # ----------------------------------------------------------------- queue
+
+    async def enqueue(
+        self, state: TaskState, request: ResearchRequest, *, new_run: bool = False
+    ) -> None:
+        """Queue a task this manager holds; it runs as soon as there is room."""
+        live = self.live.get(state.task_id)
+        if live is None:
+            live = self.live[state.task_id] = Live(state=state, request=request)
+        else:
+            live.request = request
+            live.state = state
+        live.stop_reason = None
+        if new_run or state.status is not Status.queued:
+            await self.set_status(state, Status.queued)
+        if state.task_id not in self.queue:
+            self.queue.append(state.task_id)
+        try:
+            await self.store.save(state)
+        except StoreUnavailable as error:
+            # Queued all the same: the run meets the failing store, pauses, and is retried.
+            self.log.warning("Task %s queued; snapshot not saved: %s", state.task_id, error)
+        self.schedule()
+
+    def schedule(self) -> None:
+        while self.queue and not self.stopping:
+            if self.running_count >= self.settings.max_concurrent_tasks:
+                return
+            live = self.live.get(self.queue.popleft())
+            if live is None or live.state.status is not Status.queued or is_running(live):
+                continue
+            live.runner = asyncio.create_task(
+                self._run(live), name=f"deepresearch-{live.state.task_id}"
+            )
+
+    def drop(self, task_id: str) -> Live | None:
+        """Forget a task here (restart or delete): out of the queue, memory and event window."""
+        with contextlib.suppress(ValueError):
+            self.queue.remove(task_id)
+        self.stale_snapshots.pop(task_id, None)
+        self.events.forget(task_id)
+        return self.live.pop(task_id, None)
+
+    # ----------------------------------------------------------------- one run
+
+    async def _run(self, live: Live) -> None:
+        state = live.state
+        try:
+            await self._research(live)
+        except asyncio.CancelledError:
+            await self._after_cancel(live)
+        except LeaseLost:
+            # Frozen past the lease (a paused VM, a stopped process): another server resumed
+            # the task and owns every write from now on.
+            live.stop_reason = "lost"
+            await self.store_lost(state.task_id)
+        except MissingCredentials as error:
+            self.log.warning("Task %s paused: %s", state.task_id, error.message)
+            await self.finish_quietly(state, Status.paused, error.message, reason="credentials")
+        except StoreUnavailable as error:
+            # Not the research's fault: pause, and `retry_storage_paused` resumes it once the
+            # store accepts writes again. Finished units stay checkpointed.
+            self.log.error("Task %s paused, storage unavailable: %s", state.task_id, error.message)
+            await self.finish_quietly(state, Status.paused, error.message, reason="storage")
+        except DeepResearchError as error:
+            self.log.warning("Task %s failed: %s", state.task_id, error.message)
+            await self.finish_quietly(state, Status.failed, error.message)
+        except Exception as error:
+            self.log.exception("Task %s failed with an internal error", state.task_id)
+            await self.finish_quietly(
+                state, Status.failed, f"Internal error: {type(error).__name__}: {error}"
+            )
+        finally:
+            await self._after_run(live)
+
+    async def _research(self, live: Live) -> None:
+        state = live.state
+        state.attempts += 1
+        await self.set_status(state, Status.running)
+        await self.store.save(state)
+        self.on_activity()
+        outcome = await self.pipeline(RunContext(self, live))
+        result = ResearchResult.model_validate(outcome)
+        await self.emit(live, "result", result.model_dump(mode="json"))
+        # The result must be durable before anyone can see `completed`.
+        await self.store.flush()
+        await self.set_status(state, Status.completed)
+        self.log.info("Completed task %s (attempt %d)", state.task_id, state.attempts)
+        try:
+            await self.store.save(state, durable=True)
+        except StoreUnavailable as error:
+            # The result and `completed` are in the event log (the store rebuilds the snapshot
+            # from it); a snapshot that cannot be written must not undo them.
+            self.log.warning("Task %s completed; snapshot not saved: %s", state.task_id, error)
+            self.stale_snapshots[state.task_id] = state
+
+    async def _after_run(self, live: Live) -> None:
+        state = live.state
+        self.on_activity()
+        if live.runner is asyncio.current_task():
+            live.runner = None
+        # Paused, failed and cancelled tasks keep their in-memory request (and so any secret)
+        # for a later resume; completed ones no longer need it.
+        if state.status is Status.completed and self.live.get(state.task_id) is live:
+            self.live.pop(state.task_id, None)
+        # The run is over: let another server take it, unless this one keeps driving it
+        # (restart or delete in progress here, a queued rerun, a storage retry) or lost it.
+        keep = live.stop_reason in ("discard", "lost") or state.status is Status.queued
+        if not keep and not (state.status is Status.paused and state.paused_by == "storage"):
+            await self.let_go(state.task_id)
+        self.schedule()
+
+    async def _after_cancel(self, live: Live) -> None:
+        reason = live.stop_reason
+        state = live.state
+        if reason in ("pause", "shutdown"):
+            await self.finish_quietly(
+                state, Status.paused, reason="user" if reason == "pause" else "shutdown"
+            )
+            self.log.info("Paused task %s (%s)", state.task_id, reason)
+        elif reason == "cancel":
+            await self.finish_quietly(state, Status.cancelled)
+            self.log.info("Cancelled task %s", state.task_id)
+        # "discard": restart or delete; the caller takes over the state.
+
+    # ----------------------------------------------------------------- stopping runs
+
+    async def halt(self, live: Live, reason: str) -> None:
+        """Cancel a run in progress and wait until its final status is recorded."""
+        runner = live.runner
+        if runner is None or runner.done():
+            return
+        live.stop_reason = reason
+        runner.cancel()
+        await asyncio.wait([runner], timeout=STOP_GRACE_SECONDS)
+
+    async def stop_run(self, state: TaskState, reason: str, status: Status) -> None:
+        """Pause or cancel a task held here, running or queued."""
+        live = self.live.get(state.task_id)
+        if live is not None and is_running(live):
+            await self.halt(live, reason)
+            return
+        with contextlib.suppress(ValueError):
+            self.queue.remove(state.task_id)
+        await self.set_status(state, status, reason="user" if status is Status.paused else None)
+        await self.store.save(state)
+
+    async def stop_all(self) -> None:
+        """Shutdown: pause every run (persisted); queued tasks stay queued, for anyone."""
+        self.stopping = True
+        self.queue.clear()
+        runners = []
+        for live in list(self.live.values()):
+            if live.runner is not None and not live.runner.done():
+                live.stop_reason = "shutdown"
+                live.runner.cancel()
+                runners.append(live.runner)
+        if runners:
+            await asyncio.wait(runners, timeout=STOP_GRACE_SECONDS)
+
+    # ----------------------------------------------------------------- statuses and events
+
+    async def finish_quietly(
+        self,
+        state: TaskState,
+        status: Status,
+        message: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record a final status; a store failure here is logged, never raised into the loop."""
+        message = scrub(message) if message else None
+        try:
+            await self.set_status(state, status, error=message, reason=reason)
+            await self.store.save(state, durable=True)
+        except LeaseLost:
+            await self.store_lost(state.task_id)  # the new holder's state is the truth
+        except DeepResearchError as error:
+            self.log.error(
+                "Could not record %s for task %s: %s", status.value, state.task_id, error
+            )
+            if state.status is not status:
+                # Keep memory truthful (no runner owns the task any more) even if the disk
+                # did not take the status event.
+                state.status = status
+                state.paused_by = reason if status is Status.paused else None
+                state.error = message if status is Status.failed else None
+                if message:
+                    state.message = message
+            await self.events.notify(state.task_id)
+
+    async def set_status(
+        self,
+        state: TaskState,
+        status: Status,
+        *,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        data: dict[str, Any] = {"status": status.value}
+        if error:
+            # Every status text a client, the store or a log may show passes here first.
+            data["error"] = scrub(error)
+        if reason:
+            data["reason"] = reason
+        live = self.live.get(state.task_id)
+        if live is not None and live.state is state:
+            await self.emit(live, "status", data)
+        else:
+            event = await self.store.append(state, "status", data)
+            await self.events.published(state, event, keep_recent=False)
+
+    async def emit(
+        self, live: Live, type: str, data: dict[str, Any], *, from_pipeline: bool = False
+    ) -> None:
+        if from_pipeline and self.events.failure is not None:
+            # Events cannot reach the disk: stop the research here (it pauses and is retried)
+            # rather than pile up events in memory that no follower may see.
+            raise self.events.failure
+        event = await self.store.append(live.state, type, data)
+        await self.events.published(live.state, event, keep_recent=True)
+        self.on_activity()
+
+    # ----------------------------------------------------------------- leases
+
+    async def let_go(self, task_id: str) -> None:
+        """Release the lease once this server is done writing the task."""
+        if task_id not in self.leases.held:
+            return
+        with contextlib.suppress(DeepResearchError):
+            await self.store.flush()
+        await self.leases.release(task_id)
+        self.store.detach(task_id)
+        self.events.forget(task_id)
+
+    async def lease_lost(self, task_id: str) -> None:
+        """Another server took the task over: stop the local run without writing anything."""
+        live = self.live.pop(task_id, None)
+        with contextlib.suppress(ValueError):
+            self.queue.remove(task_id)
+        if live is not None and is_running(live):
+            live.stop_reason = "lost"
+            assert live.runner is not None
+            if live.runner is not asyncio.current_task():  # a runner that found out stops itself
+                live.runner.cancel()
+        self.store.detach(task_id)
+        self.events.forget(task_id)
+
+    async def store_lost(self, task_id: str) -> None:
+        """The store refused a write of the task: its lease went to another server."""
+        if task_id in self.leases.held or task_id in self.live:
+            self.log.warning("Task %s was taken over by another server; stopped here", task_id)
+        self.leases.held.discard(task_id)
+        await self.lease_lost(task_id)
+
+    # ----------------------------------------------------------------- storage outages
+
+    async def retry_storage_paused(self) -> list[str]:
+        """Once the store takes writes again: rewrite stale snapshots, resume storage pauses."""
+        for task_id, stale in list(self.stale_snapshots.items()):
+            try:
+                await self.store.save(stale, durable=True)
+            except DeepResearchError:
+                break  # still failing; the next round tries again
+            self.stale_snapshots.pop(task_id, None)
+            self.log.info("Storage is back; snapshot of task %s rewritten", task_id)
+        resumed = []
+        for live in [live for live in self.live.values() if _storage_paused(live)]:
+            async with self.locks(live.state.task_id):
+                if _storage_paused(live) and await self._probe_and_requeue(live):
+                    resumed.append(live.state.task_id)
+        return resumed
+
+    async def _probe_and_requeue(self, live: Live) -> bool:
+        try:
+            if not await self.leases.acquire(live.state.task_id):
+                self.live.pop(live.state.task_id, None)  # another server has it
+                return False
+            # A real write of this task's files: the probe that matters.
+            await self.store.save(live.state, durable=True)
+            await self.events.recover()
+        except DeepResearchError:
+            return False
+        self.log.info("Storage is back; resuming task %s", live.state.task_id)
+        await self.enqueue(live.state, live.request)
+        return True
+
+
+def _storage_paused(live: Live) -> bool:
+    return live.state.status is Status.paused and live.state.paused_by == "storage"
