@@ -27,7 +27,7 @@ def canonical_json(value: Any) -> bytes:
 def fingerprint(request: ResearchRequest, owner: str | None = None) -> str:
     """SHA-256 hex digest of the request with defaults applied; secrets and `restart` excluded.
 
-    `request` must already carry the server's defaults (see `TaskManager.resolve_request`);
+    `request` must already carry the server's defaults (see `tasks.requests.Requests.resolve`);
     `owner` is given only when tasks are scoped per user.
     """
     payload: dict[str, Any] = {

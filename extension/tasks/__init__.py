@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .manager import RequestPolicy, TaskManager
+from .manager import TaskManager
+from .requests import RequestPolicy
 from .takeover import TakeoverPolicy
 
 __all__ = ["RequestPolicy", "TakeoverPolicy", "TaskManager"]

@@ -11,46 +11,29 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
 
 from ..errors import (
     BadRequest,
     Conflict,
     DeepResearchError,
-    Forbidden,
     StoreUnavailable,
     TaskNotFound,
 )
-from ..fingerprint import is_task_id, task_id_for
-from ..limits import Limits
-from ..models import ResearchRequest, Status, public_request, validation_message
+from ..fingerprint import is_task_id
+from ..models import ResearchRequest, Status, public_request
 from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
-from ..resolve import RequestResolver
 from ..store.base import Event, LeaseRequest, TaskState, TaskStore
 from .events import EventHub, Idle
 from .leases import LeaseKeeper
 from .locks import TaskLocks
-from .runner import Runner, RunSettings
+from .requests import RequestPolicy, Requests
+from .runner import Runner
+from .runs import RunSettings
+from .storage_retry import StorageRetry
 from .takeover import Takeover, TakeoverPolicy, can_stop, stop_conflict
 from .upkeep import Upkeep
-
-RequestValidator = Callable[[ResearchRequest, Path], None]
-
-
-@dataclass(frozen=True)
-class RequestPolicy:
-    """How requests become tasks: defaults, key routing, id scope, checks and limits."""
-
-    default_ai: dict[str, Any] = field(default_factory=dict)
-    default_search: dict[str, Any] = field(default_factory=dict)
-    allowed_base_urls: tuple[str, ...] = ()
-    fingerprint_scope: str = "user"
-    validate: RequestValidator | None = None
-    limits: Limits = field(default_factory=Limits)
 
 
 class TaskManager:
@@ -75,12 +58,7 @@ class TaskManager:
         self.store = store
         self.root_dir = root_dir
         self.log = log or logging.getLogger(__name__)
-        self.requests = requests or RequestPolicy()
-        self.resolver = RequestResolver(
-            self.requests.default_ai,
-            self.requests.default_search,
-            self.requests.allowed_base_urls,
-        )
+        self.requests = Requests(requests or RequestPolicy(), root_dir)
         self.locks = TaskLocks()
         self.leases = LeaseKeeper(store, lease_seconds, self.log)
         self.events = EventHub(store, self.get, self.log, is_local=self.leases.held.__contains__)
@@ -102,15 +80,17 @@ class TaskManager:
             self.leases,
             self.runner,
             self.locks,
-            self.stored_request,
+            self.requests.stored_request,
             takeover or TakeoverPolicy(),
             self.log,
         )
+        self.storage_retry = StorageRetry(self.runner)
         self.upkeep = Upkeep(
             store,
             self.leases,
             self.runner,
             self.takeover,
+            self.storage_retry,
             max_task_age_hours=max_task_age_hours,
             log=self.log,
         )
@@ -156,20 +136,10 @@ class TaskManager:
 
     # ----------------------------------------------------------------- requests
 
-    def resolve_request(self, request: ResearchRequest) -> ResearchRequest:
-        """Apply the server's defaults, key routing and URL allow-list (see `resolve.py`)."""
-        return self.resolver.resolve(request)
-
-    def task_id_of(self, request: ResearchRequest, user: str | None) -> str:
-        owner = user if self.requests.fingerprint_scope == "user" else None
-        return task_id_for(request, owner)
-
     async def submit(self, request: ResearchRequest, user: str | None) -> tuple[TaskState, bool]:
         """Create-or-attach per DESIGN.md's table; returns the task and whether it was created."""
-        request = self.resolve_request(request)
-        if self.requests.validate is not None:
-            self.requests.validate(request, self.root_dir)
-        task_id = self.task_id_of(request, user)
+        request = self.requests.accept(request)
+        task_id = self.requests.task_id_of(request, user)
         async with self.locks(task_id):
             state = await self.takeover.read(task_id)
             if state is None:
@@ -214,7 +184,7 @@ class TaskManager:
         if not is_task_id(task_id):
             raise BadRequest(f"Malformed task id {task_id!r}: expected 32 lower-case hex digits.")
         state = await self.takeover.read(task_id)
-        if state is None or not self.visible(state.owner, user):
+        if state is None or not self.requests.visible(state.owner, user):
             raise TaskNotFound(task_id)
         return state
 
@@ -225,7 +195,7 @@ class TaskManager:
         rows = [
             row
             for row in await self.store.summaries()
-            if (status is None or row.status is status) and self.visible(row.owner, user)
+            if (status is None or row.status is status) and self.requests.visible(row.owner, user)
         ]
         rows.sort(key=lambda row: row.created_at, reverse=True)
         states = []
@@ -313,7 +283,7 @@ class TaskManager:
 
     async def retry_storage_paused(self) -> list[str]:
         """One storage-retry round; the ids of the tasks it resumed."""
-        return await self.runner.retry_storage_paused()
+        return await self.storage_retry.retry()
 
     async def expire(self) -> list[str]:
         """One expiry sweep; the ids of the tasks it deleted."""
@@ -324,7 +294,7 @@ class TaskManager:
 
         No store location: on a hub every user may ask, and where the tasks are is the admin's.
         """
-        store = await self.store.health(lambda owner: self.visible(owner, user))
+        store = await self.store.health(lambda owner: self.requests.visible(owner, user))
         return {
             "status": "ok",
             "store": store,
@@ -347,32 +317,7 @@ class TaskManager:
         """Wake followers of a task (e.g. because their client closed)."""
         await self.events.notify(task_id)
 
-    # ----------------------------------------------------------------- helpers
-
-    def stored_request(self, state: TaskState) -> ResearchRequest:
-        """Rebuild the resolved request of a stored task; secrets come from configuration."""
-        try:
-            request = ResearchRequest.model_validate(state.request, strict=False)
-        except ValidationError as error:
-            raise BadRequest(validation_message(error)) from None
-        try:
-            return self.resolve_request(request)
-        except Forbidden as error:
-            # Allowed when submitted, not any more: as unrunnable as any other stored mistake.
-            raise BadRequest(error.message) from None
-
-    def visible(self, owner: str | None, user: str | None) -> bool:
-        """Whether `user` sees a task of `owner`."""
-        # Tasks without an owner (written by the seed app, or created with `shared` scope)
-        # belong to everyone who can reach the server.
-        return self.requests.fingerprint_scope != "user" or user is None or owner in (None, user)
-
     async def _check_limits(self, user: str | None, *, new_task: bool) -> None:
-        """Refuse (429) one more unfinished task of `user` beyond the configured limits."""
-        limits = self.requests.limits
-        if not (limits.queued or limits.unfinished_per_user or (new_task and limits.counts_stored)):
-            return
-        unfinished = await self.store.unfinished() if limits.unfinished_per_user else []
-        stored = await self.store.summaries() if new_task and limits.counts_stored else []
-        queued = len(self.runner.queue)
-        limits.check_new_run(user, unfinished, queued, new_task=new_task, stored=stored)
+        await self.requests.check_limits(
+            self.store, user, len(self.runner.queue), new_task=new_task
+        )

@@ -12,87 +12,19 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..errors import DeepResearchError, LeaseLost, MissingCredentials, StoreUnavailable
 from ..models import ResearchRequest, ResearchResult, Status
 from ..redact import scrub
-from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, JSONValue, ResearchPipeline
+from ..research.context import ResearchPipeline
 from ..store.base import TaskState, TaskStore
 from .events import EventHub
 from .leases import LeaseKeeper
 from .locks import TaskLocks
+from .runs import Live, RunContext, RunSettings, is_running
 
 STOP_GRACE_SECONDS = 5.0
-
-
-@dataclass
-class Live:
-    """In-memory companion of a task this server is running or has queued."""
-
-    state: TaskState
-    request: ResearchRequest  # resolved, secrets included: never persisted
-    runner: asyncio.Task[None] | None = None
-    # "pause", "cancel", "shutdown", "discard" (restart/delete here), "handoff" (another server
-    # asked for the task), "lost" (another server took the lease: write nothing more)
-    stop_reason: str | None = None
-
-
-def is_running(live: Live) -> bool:
-    return live.runner is not None and not live.runner.done()
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What every run of this manager shares: where it reads and how many run at once."""
-
-    root_dir: Path
-    cache_dir: Path
-    max_concurrent_tasks: int = 2
-    max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES
-
-
-class RunContext:
-    """The `ResearchContext` one run of the pipeline sees."""
-
-    def __init__(self, runner: Runner, live: Live) -> None:
-        self._runner = runner
-        self._live = live
-
-    @property
-    def request(self) -> ResearchRequest:
-        return self._live.request
-
-    @property
-    def root_dir(self) -> Path:
-        return self._runner.settings.root_dir
-
-    @property
-    def cache_dir(self) -> Path:
-        return self._runner.settings.cache_dir
-
-    @property
-    def max_source_file_bytes(self) -> int:
-        return self._runner.settings.max_source_file_bytes
-
-    async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
-        # Percentages never go backwards, even when a resumed run re-reports an earlier unit.
-        pct = max(self._live.state.percentage, min(100, max(0, int(percentage))))
-        data: dict[str, Any] = {"step": step, "percentage": pct}
-        if message:
-            data["message"] = message
-        await self._runner.emit(self._live, "progress", data, from_pipeline=True)
-
-    async def output(self, text: str) -> None:
-        await self._runner.emit(self._live, "output", {"text": text}, from_pipeline=True)
-
-    def checkpoint(self, key: str) -> JSONValue | None:
-        return self._live.state.checkpoints.get(key)
-
-    async def save_checkpoint(self, key: str, value: JSONValue) -> None:
-        await self._runner.store.save_checkpoint(self._live.state, key, value)
 
 
 class Runner:
@@ -121,7 +53,7 @@ class Runner:
         self.live: dict[str, Live] = {}
         self.queue: deque[str] = deque()
         # Finished tasks whose last snapshot write failed (their log is complete): rewritten by
-        # `retry_storage_paused` once the store takes writes again.
+        # `StorageRetry` once the store takes writes again.
         self.stale_snapshots: dict[str, TaskState] = {}
         self.stopping = False
 
@@ -193,7 +125,7 @@ class Runner:
             self.log.warning("Task %s paused: %s", state.task_id, error.message)
             await self.finish_quietly(state, Status.paused, error.message, reason="credentials")
         except StoreUnavailable as error:
-            # Not the research's fault: pause, and `retry_storage_paused` resumes it once the
+            # Not the research's fault: pause, and `StorageRetry` resumes it once the
             # store accepts writes again. Finished units stay checkpointed.
             self.log.error("Task %s paused, storage unavailable: %s", state.task_id, error.message)
             await self.finish_quietly(state, Status.paused, error.message, reason="storage")
@@ -214,7 +146,7 @@ class Runner:
         await self.set_status(state, Status.running)
         await self.store.save(state)
         self.on_activity()
-        outcome = await self.pipeline(RunContext(self, live))
+        outcome = await self.pipeline(RunContext(live, self.settings, self.store, self.emit))
         result = ResearchResult.model_validate(outcome)
         await self.emit(live, "result", result.model_dump(mode="json"))
         # The result must be durable before anyone can see `completed`.
@@ -386,39 +318,3 @@ class Runner:
             self.log.warning("Task %s was taken over by another server; stopped here", task_id)
         self.leases.held.discard(task_id)
         await self.lease_lost(task_id)
-
-    # ----------------------------------------------------------------- storage outages
-
-    async def retry_storage_paused(self) -> list[str]:
-        """Once the store takes writes again: rewrite stale snapshots, resume storage pauses."""
-        for task_id, stale in list(self.stale_snapshots.items()):
-            try:
-                await self.store.save(stale, durable=True)
-            except DeepResearchError:
-                break  # still failing; the next round tries again
-            self.stale_snapshots.pop(task_id, None)
-            self.log.info("Storage is back; snapshot of task %s rewritten", task_id)
-        resumed = []
-        for live in [live for live in self.live.values() if _storage_paused(live)]:
-            async with self.locks(live.state.task_id):
-                if _storage_paused(live) and await self._probe_and_requeue(live):
-                    resumed.append(live.state.task_id)
-        return resumed
-
-    async def _probe_and_requeue(self, live: Live) -> bool:
-        try:
-            if not await self.leases.acquire(live.state.task_id):
-                self.live.pop(live.state.task_id, None)  # another server has it
-                return False
-            # A real write of this task's files: the probe that matters.
-            await self.store.save(live.state, durable=True)
-            await self.events.recover()
-        except DeepResearchError:
-            return False
-        self.log.info("Storage is back; resuming task %s", live.state.task_id)
-        await self.enqueue(live.state, live.request)
-        return True
-
-
-def _storage_paused(live: Live) -> bool:
-    return live.state.status is Status.paused and live.state.paused_by == "storage"

@@ -21,7 +21,8 @@ from ..models import ResearchRequest, Status
 from ..store.base import TaskState, TaskStore, TaskSummary
 from .leases import LeaseKeeper
 from .locks import TaskLocks
-from .runner import Runner, is_running
+from .runner import Runner
+from .runs import is_running
 
 CONTROL_WAIT_SECONDS = 5.0  # how long a request waits for the server running the task to act
 # Paused for a reason that is no user's choice: whoever holds no lease on it resumes it.

@@ -19,6 +19,7 @@ from ..errors import DeepResearchError
 from ..store.base import TaskStore, utcnow
 from .leases import LeaseKeeper
 from .runner import Runner
+from .storage_retry import StorageRetry
 from .takeover import Takeover
 
 CONTROL_POLL_SECONDS = 0.25  # pause/cancel from another server act within about this
@@ -38,6 +39,7 @@ class Upkeep:
         leases: LeaseKeeper,
         runner: Runner,
         takeover: Takeover,
+        storage_retry: StorageRetry,
         *,
         max_task_age_hours: float = 0.0,
         log: logging.Logger | None = None,
@@ -46,6 +48,7 @@ class Upkeep:
         self.leases = leases
         self.runner = runner
         self.takeover = takeover
+        self.storage_retry = storage_retry
         self.max_task_age_hours = max_task_age_hours
         self.log = log or logging.getLogger(__name__)
         self._loops: list[asyncio.Task[None]] = []
@@ -111,7 +114,7 @@ class Upkeep:
             ticks += 1
             if self.runner.running_count and ticks % 3 == 0:
                 self.runner.on_activity()
-            await _logged(self.log, "storage retry", self.runner.retry_storage_paused)
+            await _logged(self.log, "storage retry", self.storage_retry.retry)
 
     async def _expiry_loop(self) -> None:
         await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
