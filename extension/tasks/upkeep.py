@@ -25,6 +25,7 @@ from .takeover import Takeover
 CONTROL_POLL_SECONDS = 0.25  # pause/cancel from another server act within about this
 MAINTENANCE_SECONDS = 10.0  # storage retries; activity is reported every third tick
 SWEEP_SECONDS = 3600.0
+MIN_SWEEP_SECONDS = 60.0
 # The first sweep waits: tasks a week old can wait a minute, and a start-up (the takeover pass,
 # the first requests) should not share the disk with a listing of every task.
 FIRST_SWEEP_DELAY_SECONDS = 60.0
@@ -120,7 +121,9 @@ class Upkeep:
         await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
         while True:
             await _logged(self.log, "expiry sweep", self.expire)
-            await asyncio.sleep(min(SWEEP_SECONDS, max(60.0, self.max_task_age_hours * 360)))
+            # A tenth of the retention, within bounds: a week's retention sweeps hourly.
+            hours = self.max_task_age_hours
+            await asyncio.sleep(min(SWEEP_SECONDS, max(MIN_SWEEP_SECONDS, hours * 360)))
 
 
 async def _logged(log: logging.Logger, what: str, call: Callable[[], Awaitable[object]]) -> None:

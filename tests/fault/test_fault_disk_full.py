@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from dr_testing.disk import Disk
 from dr_testing.pipelines import UNIT_CALLS
 from dr_testing.sse_events import parse_events
 from dr_testing.waiting import eventually, wait_status
-from jupyter_deepresearch.extension.store import _atomic
 from jupyter_deepresearch.extension.store._recovery import load_task
 
 UNITS = 6
@@ -39,29 +38,6 @@ async def replay(api: Any, task_id: str) -> list[tuple[int, str, dict[str, Any]]
     response = await api("GET", "tasks", task_id, "events", params={"follow": "false"})
     assert response.code == 200, response.body
     return parse_events(response.body)
-
-
-class Disk:
-    """A switchable ENOSPC at `_atomic.write_all`, the one function every store write uses.
-
-    With `new_files_only`, appends to existing logs still succeed and only whole-file writes
-    (temp files of atomic replacements) fail, as on a nearly full disk whose last pages have room.
-    """
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, new_files_only: bool = False) -> None:
-        self.failing = False
-        self.refused = 0
-        real = _atomic.write_all
-
-        def write_all(fd: int, data: bytes) -> None:
-            if new_files_only and not os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
-                real(fd, data)
-            elif self.failing:
-                self.refused += 1
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            real(fd, data)
-
-        monkeypatch.setattr(_atomic, "write_all", write_all)
 
 
 async def run_through_outage(
@@ -170,7 +146,9 @@ async def test_retry_while_snapshots_still_fail_keeps_task_paused_and_resumable(
     await api("POST", "tasks", task_id, "pause")
     paused = await wait_status(api, task_id, "paused")
     assert paused["status"] == "paused"
-    dr_app.manager.runner.live[task_id].state.paused_by = "storage"  # as a failed snapshot leaves it
+    dr_app.manager.runner.live[
+        task_id
+    ].state.paused_by = "storage"  # as a failed snapshot leaves it
     try:
         resumed = await dr_app.manager.retry_storage_paused()
     finally:
