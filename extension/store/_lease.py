@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 from ._atomic import temp_name, write_all
 from ._folder import folder_lock
+from .owners import owner_gone
 
 
 def lease_path(directory: Path, task_id: str) -> Path:
@@ -58,46 +58,6 @@ def _replace(path: Path, record: dict[str, Any]) -> None:
 def write_lease(directory: Path, task_id: str, owner: str, seconds: float) -> None:
     """Write a lease record (the caller holds the folder lock)."""
     _replace(lease_path(directory, task_id), {"owner": owner, "expires": time.time() + seconds})
-
-
-def _pid_namespace() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
-    except OSError:
-        return ""  # not Linux: the shortcut below is off
-
-
-def owner_id(nonce: str) -> str:
-    """A lease owner name: `host:pid:nonce:pid-namespace` (people read host and pid)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{nonce}:{_pid_namespace()}"
-
-
-def owner_gone(owner: str) -> bool:
-    """Whether a lease owner is a process of this host and pid namespace that no longer runs.
-
-    Lets a server restarted after a crash take its own tasks back at once instead of waiting for
-    the lease to lapse. Only ever says "gone" for certain: other hosts, other pid namespaces
-    (containers sharing a host name), and a pid that was reused count as alive, and the lease
-    then lapses as usual.
-    """
-    parts = owner.split(":")
-    if len(parts) != 4 or not parts[1].isdigit():
-        return False
-    host, pid_text, _, namespace = parts
-    if host != socket.gethostname() or not namespace or namespace != _pid_namespace():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        # This process (another manager in it, or an earlier container incarnation with the
-        # same pid, e.g. pid 1): cannot tell, so the lease lapses as usual.
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # exists, owned by another user
-    return False
 
 
 def live_owner(record: dict[str, Any] | None) -> str | None:

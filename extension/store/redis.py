@@ -35,7 +35,6 @@ from typing import Any, TypeVar
 
 from ..errors import LeaseLost, StoreUnavailable
 from ..models import Status
-from ._lease import owner_gone
 from ._redis_keys import (
     ACQUIRE_SCRIPT,
     CHECKPOINT_SCRIPT,
@@ -63,6 +62,7 @@ from .base import (
     count_by_status,
     expiry_cutoff,
 )
+from .owners import owner_gone
 from .seed_format import iso, parse_iso
 
 _T = TypeVar("_T")

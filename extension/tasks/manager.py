@@ -26,7 +26,7 @@ from ..models import ResearchRequest, Status, public_request
 from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from ..store.base import Event, LeaseRequest, TaskState, TaskStore
 from .events import EventHub, Idle
-from .leases import LeaseKeeper
+from .lease_keeper import LeaseKeeper
 from .locks import TaskLocks
 from .requests import RequestPolicy, Requests
 from .runner import Runner

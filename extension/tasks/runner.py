@@ -20,7 +20,7 @@ from ..redact import scrub
 from ..research.context import ResearchPipeline
 from ..store.base import TaskState, TaskStore
 from .events import EventHub
-from .leases import LeaseKeeper
+from .lease_keeper import LeaseKeeper
 from .locks import TaskLocks
 from .runs import Live, RunContext, RunSettings, is_running
 

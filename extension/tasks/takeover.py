@@ -19,7 +19,7 @@ from datetime import datetime
 from ..errors import BadRequest, Conflict, TaskNotFound
 from ..models import ResearchRequest, Status
 from ..store.base import TaskState, TaskStore, TaskSummary
-from .leases import LeaseKeeper
+from .lease_keeper import LeaseKeeper
 from .locks import TaskLocks
 from .runner import Runner
 from .runs import is_running

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from ..errors import DeepResearchError
 from ..store.base import TaskStore, utcnow
-from .leases import LeaseKeeper
+from .lease_keeper import LeaseKeeper
 from .runner import Runner
 from .storage_retry import StorageRetry
 from .takeover import Takeover

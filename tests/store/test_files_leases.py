@@ -10,7 +10,7 @@ from store_helpers import async_test, new_state, opened
 
 from jupyter_deepresearch.extension.store import _lease
 from jupyter_deepresearch.extension.store.base import LeaseRequest
-from jupyter_deepresearch.extension.tasks.leases import new_owner_id
+from jupyter_deepresearch.extension.store.owners import new_owner_id
 
 
 def dead_pid() -> int:

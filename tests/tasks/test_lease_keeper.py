@@ -7,7 +7,7 @@ from pathlib import Path
 from dr_testing.stores import async_test, new_state
 from dr_testing.stores import opened_store as opened
 from jupyter_deepresearch.extension.store.files import FileTaskStore
-from jupyter_deepresearch.extension.tasks.leases import LeaseKeeper, new_owner_id
+from jupyter_deepresearch.extension.tasks.lease_keeper import LeaseKeeper
 
 
 @async_test
@@ -55,16 +55,6 @@ async def test_release_all_lets_every_task_go(tmp_path: Path) -> None:
         assert mine.held == set()
         for state in states:
             assert await store.lease_holder(state.task_id) is None
-
-
-def test_owner_names_say_host_and_pid_and_differ() -> None:
-    import os
-    import socket
-
-    one, two = new_owner_id(), new_owner_id()
-    assert one != two
-    host, pid = one.split(":")[:2]
-    assert host == socket.gethostname() and pid == str(os.getpid())
 
 
 def test_a_non_positive_lease_falls_back_to_the_default(tmp_path: Path) -> None:

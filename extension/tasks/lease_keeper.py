@@ -9,16 +9,10 @@ lapse: the local run must stop writing at once).
 from __future__ import annotations
 
 import logging
-import uuid
 
 from ..errors import DeepResearchError
-from ..store._lease import owner_id
 from ..store.base import TaskStore
-
-
-def new_owner_id() -> str:
-    """A name for this manager's leases: host and pid for people, a nonce for uniqueness."""
-    return owner_id(uuid.uuid4().hex[:8])
+from ..store.owners import new_owner_id
 
 
 class LeaseKeeper:
