@@ -28,7 +28,8 @@ from .errors import (
     TaskNotFound,
 )
 from .events import EventHub, Idle
-from .fingerprint import is_task_id, task_id_for
+from .fingerprint import task_id_for
+from .ids import checked_task_id
 from .lease import LeaseKeeper
 from .models import ResearchRequest, ResearchResult, Status, public_request, validation_message
 from .research.context import JSONValue, ResearchPipeline
@@ -231,8 +232,10 @@ class TaskManager(SharedStoreMixin):
 
     async def get(self, task_id: str, user: str | None = None) -> TaskState:
         """The task's current state: the live one if this server runs it, else a cheap read."""
-        if not is_task_id(task_id):
-            raise BadRequest(f"Malformed task id {task_id!r}: expected 32 lower-case hex digits.")
+        try:
+            checked_task_id(task_id)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
         state = await self._read(task_id)
         if state is None or not self._visible(state, user):
             raise TaskNotFound(task_id)

@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 MAX_QUERY_CHARS = 10_000
-TASK_ID_PATTERN = r"^[0-9a-f]{32}$"
 # For the OpenAPI document; the validators below say the same in words.
 NOT_BLANK = r"\S"
 FOLDER_NAME = r"^[^\u0000]*\S[^\u0000]*$"

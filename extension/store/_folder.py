@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 from filelock import FileLock
 
+from ..ids import checked_task_id, is_task_id
 from . import _journal as journal
 from ._atomic import atomic_write
 from .base import TaskSummary
 from .seed_format import read_summary
 
-# Ids in our API are 32 hex digits; the seed's were free-form, so the store accepts any name
-# that is safe as a file name, which also keeps every path inside the folder.
-SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 LOCK_TIMEOUT = 30.0
 HEAD_BYTES = 4096  # a snapshot's first line (its summary) fits in one read
 LOG_SUFFIX = ".events.jsonl"
@@ -36,10 +33,9 @@ class TaskPaths(NamedTuple):
 
 
 def task_paths(directory: Path, task_id: str) -> TaskPaths:
-    """The task's file names; refuses ids that are not safe file names."""
-    if not SAFE_ID.match(task_id):
-        raise ValueError(f"invalid task id {task_id!r}")
-    base = str(directory / task_id)
+    """The task's file names; ValueError for an id outside the id rule (`ids.py`), which keeps
+    every path inside the folder and one task's files apart from another's."""
+    base = str(directory / checked_task_id(task_id))
     return TaskPaths(Path(f"{base}.json"), Path(base + LOG_SUFFIX), Path(f"{base}.idx"))
 
 
@@ -147,7 +143,9 @@ def scan(
     stat = os.stat
     for task_id in sorted(snaps | logs):
         known = cache.get(task_id)  # cached ids were checked when cached
-        if (known is None and not SAFE_ID.match(task_id)) or task_id in skip:
+        # A file named outside the id rule is no task: listing it would show an id that no
+        # route could open.
+        if (known is None and not is_task_id(task_id)) or task_id in skip:
             continue
         row = None
         if task_id in snaps:
