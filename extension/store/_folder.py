@@ -32,10 +32,18 @@ class TaskPaths(NamedTuple):
     idx: Path
 
 
+def task_file(directory: Path, task_id: str, suffix: str) -> Path:
+    """`{task_id}{suffix}` in the folder: every task file's name is built here.
+
+    ValueError for an id outside the id rule (`ids.py`), which keeps every path inside the
+    folder and one task's files apart from another's.
+    """
+    return directory / f"{checked_task_id(task_id)}{suffix}"
+
+
 def task_paths(directory: Path, task_id: str) -> TaskPaths:
-    """The task's file names; ValueError for an id outside the id rule (`ids.py`), which keeps
-    every path inside the folder and one task's files apart from another's."""
-    base = str(directory / checked_task_id(task_id))
+    """The task's snapshot, log and index (ValueError for an id outside the id rule)."""
+    base = str(task_file(directory, task_id, ""))
     return TaskPaths(Path(f"{base}.json"), Path(base + LOG_SUFFIX), Path(f"{base}.idx"))
 
 
@@ -83,6 +91,7 @@ def write_lease_record(directory: Path, task_id: str, owner: str, seconds: float
 def remove_files(directory: Path, task_id: str) -> bool:
     """Delete every file of a task, quarantined copies included; whether the task existed."""
     existed = False
+    checked_task_id(task_id)  # no dot in an id: the prefix below is this task's files only
     with folder_lock(directory):
         for name in os.listdir(directory):
             if name.startswith(f"{task_id}."):
