@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import unicodedata
 from typing import Any
 
 from .models import ResearchRequest, public_dump
 
 FINGERPRINT_VERSION = 1
-TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def normalise_query(query: str) -> str:
@@ -43,10 +41,5 @@ def fingerprint(request: ResearchRequest, owner: str | None = None) -> str:
 
 
 def task_id_for(request: ResearchRequest, owner: str | None = None) -> str:
-    """The task id: the first 32 hex digits of the fingerprint."""
+    """The task id: the first 32 hex digits of the fingerprint (which `ids.is_task_id` admits)."""
     return fingerprint(request, owner)[:32]
-
-
-def is_task_id(value: str) -> bool:
-    """True when `value` is a well-formed task id (checked before any lookup or path)."""
-    return bool(TASK_ID_RE.fullmatch(value))

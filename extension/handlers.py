@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import re
 import uuid
 from typing import Any
 
@@ -22,7 +23,15 @@ from .tasks import TaskManager
 from .tasks.events import Idle
 
 AUTH_RESOURCE = "deepresearch"
+API_PREFIX = "api/deepresearch"  # below the server's base URL; the OpenAPI document uses it too
+# Any path segment: the id rule (`ids.py`) is checked by `TaskManager.get`, so an id outside it
+# gets a 400 that says what an id is, not a bare 404 for an unmatched route.
 TASK_ID = r"(?P<task_id>[^/]+)"
+# Counts from the query or a header (`limit`, `after`, `Last-Event-ID`): ASCII digits only
+# (`str.isdigit` admits "²", which `int` refuses, and `int` reads "٣", " 1", "1_0") and at most a
+# 64-bit counter, which also keeps `int` away from its 4,300-digit limit.
+MAX_COUNT = 2**63 - 1
+_COUNT = re.compile(r"[0-9]{1,19}")
 RETRY_MILLISECONDS = 3000
 FLUSH_BYTES = 64 * 1024
 
@@ -97,18 +106,21 @@ class DeepResearchHandler(APIHandler):
             raise PayloadTooLarge(f"Request body is {len(body)} bytes; the limit is {limit}.")
         try:
             decoded = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError) as error:
-            raise BadRequest(f"Request body is not valid JSON: {error}") from None
-        if not isinstance(decoded, dict):
-            raise BadRequest("Request body must be a JSON object with at least a `query`.")
-        try:
             # JSON may escape unpaired surrogates (\ud800), which are not text: nothing could
             # store, log or send them, so they are refused here.
             json.dumps(decoded, ensure_ascii=False).encode()
+        except RecursionError:
+            # Python's json recurses once per level: a few KB of `[[[...` exhaust the stack.
+            # No valid request nests more than three levels.
+            raise BadRequest("Request body is nested too deeply to be a request.") from None
         except UnicodeEncodeError:
             raise BadRequest(
                 "Request body contains invalid Unicode (an unpaired surrogate)."
             ) from None
+        except (ValueError, UnicodeDecodeError) as error:
+            raise BadRequest(f"Request body is not valid JSON: {error}") from None
+        if not isinstance(decoded, dict):
+            raise BadRequest("Request body must be a JSON object with at least a `query`.")
         try:
             return ResearchRequest.model_validate_json(body)
         except ValidationError as error:
@@ -126,7 +138,7 @@ class DeepResearchHandler(APIHandler):
         self.set_header("Location", self.task_url(state.task_id))
 
     def task_url(self, task_id: str) -> str:
-        return f"{self.base_url.rstrip('/')}/api/deepresearch/tasks/{task_id}"
+        return f"{self.base_url.rstrip('/')}/{API_PREFIX}/tasks/{task_id}"
 
 
 class SSEMixin(DeepResearchHandler):
@@ -151,13 +163,7 @@ class SSEMixin(DeepResearchHandler):
             source = "after"
         if raw is None or raw.strip() == "":
             return 0
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadRequest(f"{source} must be a non-negative integer, got {raw!r}.") from None
-        if value < 0:
-            raise BadRequest(f"{source} must be a non-negative integer, got {raw!r}.")
-        return value
+        return parse_count(source, raw, minimum=0)
 
     async def stream(self, state: TaskState, after: int, *, follow: bool) -> None:
         self._closed = asyncio.Event()
@@ -221,12 +227,8 @@ class TasksHandler(DeepResearchHandler):
             except ValueError:
                 known = ", ".join(s.value for s in Status)
                 raise BadRequest(f"status must be one of {known}; got {raw_status!r}.") from None
-        limit = None
         raw_limit = self.get_query_argument("limit", None)
-        if raw_limit is not None:
-            if not raw_limit.isdigit() or int(raw_limit) < 1:
-                raise BadRequest(f"limit must be a positive integer; got {raw_limit!r}.")
-            limit = int(raw_limit)
+        limit = None if raw_limit is None else parse_count("limit", raw_limit, minimum=1)
         states = await self.manager.list_tasks(self.user_name, status, limit)
         tasks = [json.loads(state.info().model_dump_json()) for state in states]
         self.finish({"tasks": tasks})
@@ -281,11 +283,13 @@ class ResearchHandler(SSEMixin):
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        # Everything the client sent is checked before the task is created.
         request = self.read_request()
+        after = self.resume_point()
         state, created = await self.manager.submit(request, self.user_name)
         self.set_task_headers(state)
         self.set_status(201 if created else 200)
-        await self.stream(state, self.resume_point(), follow=True)
+        await self.stream(state, after, follow=True)
 
 
 class HealthHandler(DeepResearchHandler):
@@ -304,13 +308,25 @@ class OpenAPIHandler(DeepResearchHandler):
         self.finish(openapi_document())
 
 
+def parse_count(source: str, raw: str, *, minimum: int) -> int:
+    """An integer from `minimum` to `MAX_COUNT` in ASCII digits, or a 400 naming `source`."""
+    value = int(raw) if _COUNT.fullmatch(raw) else None
+    if value is None or not minimum <= value <= MAX_COUNT:
+        shown = repr(raw) if len(raw) <= 40 else f"{raw[:40]!r}... ({len(raw)} characters)"
+        raise BadRequest(
+            f"{source} must be an integer from {minimum} to {MAX_COUNT} in the digits 0-9; "
+            f"got {shown}."
+        )
+    return value
+
+
 def _header_safe(value: str) -> str:
     """Printable ASCII for a header; other characters as backslash escapes."""
     escaped = value.encode("ascii", "backslashreplace").decode("ascii")
     return "".join(ch if " " <= ch <= "~" else f"\\x{ord(ch):02x}" for ch in escaped)
 
 
-def route_table(prefix: str = "api/deepresearch") -> list[tuple[str, type[DeepResearchHandler]]]:
+def route_table(prefix: str = API_PREFIX) -> list[tuple[str, type[DeepResearchHandler]]]:
     """Routes relative to the server's base URL."""
     return [
         (rf"/{prefix}/tasks", TasksHandler),

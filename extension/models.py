@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from .redact import redact_url
 
 MAX_QUERY_CHARS = 10_000
-TASK_ID_PATTERN = r"^[0-9a-f]{32}$"
 # For the OpenAPI document; the validators below say the same in words.
 NOT_BLANK = r"\S"
 FOLDER_NAME = r"^[^\u0000]*\S[^\u0000]*$"

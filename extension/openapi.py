@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from .handlers import API_PREFIX, MAX_COUNT
+from .ids import TASK_ID_PATTERN
 from .models import ResearchRequest, Status, TaskInfo
 
-PREFIX = "/api/deepresearch"
+PREFIX = f"/{API_PREFIX}"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -22,11 +24,16 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+def _count(minimum: int) -> dict[str, Any]:
+    """A count in the query or a header, as `handlers.parse_count` reads it."""
+    return {"type": "integer", "minimum": minimum, "maximum": MAX_COUNT}
+
+
 _TASK_ID_PARAM = {
     "name": "task_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    "schema": {"type": "string", "pattern": TASK_ID_PATTERN},
 }
 _SSE = {
     "description": "Server-Sent Events: `status`, `progress`, `output` and `result` events "
@@ -112,7 +119,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "enum": [s.value for s in Status]},
                     },
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "limit", "in": "query", "schema": _count(1)},
                 ],
                 "responses": {
                     "200": _json(_ref("TaskList"), "Tasks"),
@@ -148,13 +155,9 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "The task's events as Server-Sent Events",
                 "parameters": [
                     _TASK_ID_PARAM,
-                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "after", "in": "query", "schema": _count(0)},
                     {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "schema": {"type": "integer", "minimum": 0},
-                    },
+                    {"name": "Last-Event-ID", "in": "header", "schema": _count(0)},
                 ],
                 "responses": {
                     "200": _SSE,

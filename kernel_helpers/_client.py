@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from jupyter_deepresearch.extension.fingerprint import is_task_id
+from jupyter_deepresearch.extension.ids import TASK_ID_RULE, is_task_id
 from jupyter_deepresearch.extension.models import TaskInfo
 
 from ._discovery import ENABLE_HINT, ServerInfo, discover_server
@@ -221,7 +221,7 @@ def _plain(value: Any) -> Any:
 
 def _checked(task_id: str) -> str:
     if not is_task_id(task_id):
-        raise ValueError(f"Not a task id (32 lowercase hex digits): {task_id!r}")
+        raise ValueError(f"Not a task id ({TASK_ID_RULE}): {task_id!r}")
     return task_id
 
 

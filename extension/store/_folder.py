@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from pathlib import Path
 from typing import NamedTuple
 
 from filelock import FileLock
 
+from ..ids import checked_task_id, is_task_id
 from . import _journal as journal
 from ._atomic import atomic_write
 from .base import TaskSummary
 from .seed_format import read_summary
 
-# Ids in our API are 32 hex digits; the seed's were free-form, so the store accepts any name
-# that is safe as a file name, which also keeps every path inside the folder.
-SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 LOCK_TIMEOUT = 30.0
 HEAD_BYTES = 4096  # a snapshot's first line (its summary) fits in one read
 LOG_SUFFIX = ".events.jsonl"
@@ -35,11 +32,18 @@ class TaskPaths(NamedTuple):
     idx: Path
 
 
+def task_file(directory: Path, task_id: str, suffix: str) -> Path:
+    """`{task_id}{suffix}` in the folder: every task file's name is built here.
+
+    ValueError for an id outside the id rule (`ids.py`), which keeps every path inside the
+    folder and one task's files apart from another's.
+    """
+    return directory / f"{checked_task_id(task_id)}{suffix}"
+
+
 def task_paths(directory: Path, task_id: str) -> TaskPaths:
-    """The task's file names; refuses ids that are not safe file names."""
-    if not SAFE_ID.match(task_id):
-        raise ValueError(f"invalid task id {task_id!r}")
-    base = str(directory / task_id)
+    """The task's snapshot, log and index (ValueError for an id outside the id rule)."""
+    base = str(task_file(directory, task_id, ""))
     return TaskPaths(Path(f"{base}.json"), Path(base + LOG_SUFFIX), Path(f"{base}.idx"))
 
 
@@ -87,6 +91,7 @@ def write_lease_record(directory: Path, task_id: str, owner: str, seconds: float
 def remove_files(directory: Path, task_id: str) -> bool:
     """Delete every file of a task, quarantined copies included; whether the task existed."""
     existed = False
+    checked_task_id(task_id)  # no dot in an id: the prefix below is this task's files only
     with folder_lock(directory):
         for name in os.listdir(directory):
             if name.startswith(f"{task_id}."):
@@ -147,7 +152,9 @@ def scan(
     stat = os.stat
     for task_id in sorted(snaps | logs):
         known = cache.get(task_id)  # cached ids were checked when cached
-        if (known is None and not SAFE_ID.match(task_id)) or task_id in skip:
+        # A file named outside the id rule is no task: listing it would show an id that no
+        # route could open.
+        if (known is None and not is_task_id(task_id)) or task_id in skip:
             continue
         row = None
         if task_id in snaps:

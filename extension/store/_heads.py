@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _journal as journal
+from ._folder import task_paths
 from ._lease import durable_last_id
 from ._recovery import Signature, _restore_times, signature
 from .base import Event, TaskState
@@ -44,9 +45,7 @@ def _copy(state: TaskState) -> TaskState:
 
 def load_head(directory: Path, task_id: str, cached: Head | None) -> Head | None:
     """The task's head, continuing from `cached` where its files allow; None if absent."""
-    snap = directory / f"{task_id}.json"
-    log_path = directory / f"{task_id}.events.jsonl"
-    idx = directory / f"{task_id}.idx"
+    snap, log_path, idx = task_paths(directory, task_id)
     snap_sig = signature(snap)
     if snap_sig == (None,):
         raise NeedsFullLoad  # a log alone (rebuild) or nothing: the full path decides

@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import temp_name, write_all
-from ._folder import folder_lock
+from ._folder import folder_lock, task_file
 from .owners import owner_gone
 
 
 def lease_path(directory: Path, task_id: str) -> Path:
-    return directory / f"{task_id}.lease"
+    return task_file(directory, task_id, ".lease")
 
 
 def control_path(directory: Path, task_id: str) -> Path:
-    return directory / f"{task_id}.control"
+    return task_file(directory, task_id, ".control")
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from ..ids import is_task_id
 from ..models import Status
 from . import _folder as folder
 from ._atomic import atomic_write
@@ -59,7 +60,7 @@ def load(directory: Path) -> folder.HeadCache:
         if not isinstance(doc, dict) or doc.get("version") != VERSION:
             return {}
         heads: folder.HeadCache = {}
-        moment, safe, text = datetime.fromisoformat, folder.SAFE_ID.match, (str, type(None))
+        moment, safe, text = datetime.fromisoformat, is_task_id, (str, type(None))
         for task_id, ino, mtime, size, status, owner, created, updated, finished, paused in doc[
             "rows"
         ]:
@@ -70,6 +71,7 @@ def load(directory: Path) -> folder.HeadCache:
                 and type(size) is int
                 and isinstance(owner, text)
                 and isinstance(paused, text)
+                and isinstance(task_id, str)
                 and safe(task_id)
             ):
                 return {}

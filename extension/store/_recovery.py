@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _journal as journal
 from ._atomic import atomic_write
+from ._folder import task_paths
 from .base import Event, TaskState, utcnow
 from .seed_format import SnapshotError, decode_snapshot, encode_snapshot, parse_iso, snapshot_parts
 
@@ -54,9 +55,7 @@ def load_task(
     directory: Path, task_id: str, log: logging.Logger
 ) -> tuple[TaskState, Signature] | None:
     """The task's full state from its files, or None if absent or beyond repair."""
-    snap = directory / f"{task_id}.json"
-    log_path = directory / f"{task_id}.events.jsonl"
-    idx = directory / f"{task_id}.idx"
+    snap, log_path, idx = task_paths(directory, task_id)
     sig = signature(snap, log_path)
     state: TaskState | None = None
     damaged = False

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..ids import checked_task_id
+
 ACQUIRE_SCRIPT = """
 local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] or v == ARGV[3] then
@@ -61,7 +63,11 @@ class RedisSettings:
 
 
 class Keys:
-    """Every key name the backend uses, in one place."""
+    """Every key name the backend uses, in one place.
+
+    A task's keys end in its id, checked against the id rule (`ids.py`: no colon, no glob
+    character): no id can make the key of another task, of another kind, or a pattern.
+    """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -70,19 +76,19 @@ class Keys:
         self.active_built = f"{prefix}active:built"  # set once `active` covers older tasks
 
     def task(self, task_id: str) -> str:
-        return f"{self.prefix}task:{task_id}"
+        return f"{self.prefix}task:{checked_task_id(task_id)}"
 
     def events(self, task_id: str) -> str:
-        return f"{self.prefix}events:{task_id}"
+        return f"{self.prefix}events:{checked_task_id(task_id)}"
 
     def checkpoints(self, task_id: str) -> str:
-        return f"{self.prefix}ckpt:{task_id}"
+        return f"{self.prefix}ckpt:{checked_task_id(task_id)}"
 
     def lease(self, task_id: str) -> str:
-        return f"{self.prefix}lease:{task_id}"
+        return f"{self.prefix}lease:{checked_task_id(task_id)}"
 
     def control(self, task_id: str) -> str:
-        return f"{self.prefix}control:{task_id}"
+        return f"{self.prefix}control:{checked_task_id(task_id)}"
 
     def head(self, task_id: str) -> list[str]:
         """The keys a head-writing script takes, in its order: task, events, ckpt, lease, active."""

@@ -28,12 +28,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from ..errors import LeaseLost, StoreUnavailable
+from ..ids import is_task_id
 from ..models import Status
 from ._redis_keys import (
     ACQUIRE_SCRIPT,
@@ -463,12 +464,9 @@ class RedisTaskStore(TaskStore):
 
     async def _listed(self) -> list[tuple[str, list[Any]]]:
         """The listing fields of every task in `tasks`, dropping ids whose hash is gone."""
-        ids = [
-            i.decode()
-            for i in await self._call(
-                lambda: self.client.zrange(self.keys.tasks, 0, -1), writes=False
-            )
-        ]
+        ids = _task_ids(
+            await self._call(lambda: self.client.zrange(self.keys.tasks, 0, -1), writes=False)
+        )
         rows, gone = await self._rows(ids)
         if gone:  # expired through their TTL (a sorted set's members cannot expire)
             await self._prune(self.keys.tasks, "ZREM", gone)
@@ -477,8 +475,9 @@ class RedisTaskStore(TaskStore):
     async def unfinished(self) -> list[TaskSummary]:
         """From the `active` set: the cost does not grow with the number of finished tasks."""
         ids = sorted(
-            i.decode()
-            for i in await self._call(lambda: self.client.smembers(self.keys.active), writes=False)
+            _task_ids(
+                await self._call(lambda: self.client.smembers(self.keys.active), writes=False)
+            )
         )
         rows, gone = await self._rows(ids)
         found = [_summary(task_id, values) for task_id, values in rows]
@@ -660,6 +659,13 @@ class RedisTaskStore(TaskStore):
             "pending_events": sum(len(w.pending) for w in self._writers.values()),
             "error": self._failure.message if self._failure else None,
         }
+
+
+def _task_ids(members: Iterable[bytes]) -> list[str]:
+    """The members of an index that are task ids; others (not written by us) are passed over,
+    as the files store passes over files named outside the id rule."""
+    ids = (member.decode(errors="replace") for member in members)
+    return [task_id for task_id in ids if is_task_id(task_id)]
 
 
 def _flat(state: TaskState) -> list[str]:

@@ -21,7 +21,7 @@ from ..errors import (
     StoreUnavailable,
     TaskNotFound,
 )
-from ..fingerprint import is_task_id
+from ..ids import checked_task_id
 from ..models import ResearchRequest, Status, public_request
 from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from ..store.base import Event, LeaseRequest, TaskState, TaskStore
@@ -181,8 +181,10 @@ class TaskManager:
 
     async def get(self, task_id: str, user: str | None = None) -> TaskState:
         """The task's current state: the live one if this server runs it, else a cheap read."""
-        if not is_task_id(task_id):
-            raise BadRequest(f"Malformed task id {task_id!r}: expected 32 lower-case hex digits.")
+        try:
+            checked_task_id(task_id)
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
         state = await self.takeover.read(task_id)
         if state is None or not self.requests.visible(state.owner, user):
             raise TaskNotFound(task_id)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import timedelta
+
+import pytest
 
 from dr_testing.stores import StoreFactory, async_test, new_state
 from dr_testing.stores import opened_store as opened
@@ -234,3 +237,78 @@ async def test_wait_changed_wakes_a_reader_on_another_instance(make_store: Store
         assert changed  # woken by the write, not by the 5 s timeout
         head = await reader.peek(state.task_id)
         assert head is not None and head.last_event_id == 2
+
+
+# Names a store may meet that are outside the id rule (`extension/ids.py`): upper case (one file
+# with its lower-case twin on a case-insensitive disk), a dot, a colon (a Redis key of another
+# kind), a trailing line end (`$` matches before it), over the length limit.
+FOREIGN_IDS = ["Upper", "a.b", "a:b", "ab\n", "x" * 129]
+
+
+async def plant(store: TaskStore, model_id: str, names: list[str]) -> None:
+    """Put entries named `names` into the store's backing, copies of task `model_id`."""
+    directory = getattr(store, "directory", None)
+    if directory is not None:
+        seed = {
+            "progress": {
+                "step": "s",
+                "percentage": 10,
+                "status": "running",
+                "messages": [],
+                "timestamp": "2024-01-01T00:00:00.000Z",
+            },
+            "outputs": [],
+            "lastSaved": "2024-01-01T00:00:00.000Z",
+        }
+        for name in names:
+            (directory / f"{name}.json").write_text(json.dumps({"taskId": name, **seed}))
+        return
+    client, prefix = store.client, store.keys.prefix  # type: ignore[attr-defined]
+    fields = await client.hgetall(f"{prefix}task:{model_id}")
+    for name in names:
+        await client.hset(f"{prefix}task:{name}", mapping=fields)
+        await client.zadd(f"{prefix}tasks", {name: 1})
+        await client.sadd(f"{prefix}active", name)
+
+
+@async_test
+async def test_ids_outside_the_id_rule_are_refused_and_never_listed(
+    make_store: StoreFactory,
+) -> None:
+    """Regression: the files store listed (and opened) any file name of letters, digits, `-`
+    and `_`, which the API then refused as malformed; Redis built keys from any id."""
+    async with opened(make_store) as store:
+        state = await started(store)
+        await store.save(state)
+        for bad in ["", "../x", "a/b", "a*", *FOREIGN_IDS]:
+            with pytest.raises(ValueError):
+                await store.load(bad)
+            with pytest.raises(ValueError):
+                await store.peek(bad)
+            with pytest.raises(ValueError):
+                await store.delete(bad)
+            with pytest.raises(ValueError):
+                await events(store, bad)
+            with pytest.raises(ValueError):
+                await store.acquire_lease(bad, "me", 5)
+            with pytest.raises(ValueError):
+                await store.request_control(bad, "pause")
+        await plant(store, state.task_id, FOREIGN_IDS)
+    async with opened(make_store) as fresh:
+        assert [row.task_id for row in await fresh.summaries()] == [state.task_id]
+        assert [row.task_id for row in await fresh.unfinished()] == [state.task_id]
+
+
+@async_test
+async def test_a_seed_style_id_works_like_ours(make_store: StoreFactory) -> None:
+    async with opened(make_store) as store:
+        state = TaskState(task_id="abc123def456", request={"query": "q"}, owner="alice")
+        assert await store.create(state)
+        await store.append(state, "output", {"text": "one"})
+        await store.save(state)
+    async with opened(make_store) as fresh:
+        assert [row.task_id for row in await fresh.summaries()] == ["abc123def456"]
+        assert [e.type for e in await events(fresh, "abc123def456")] == ["output"]
+        assert await fresh.acquire_lease("abc123def456", "me", 5)
+        assert await fresh.delete("abc123def456")
+        assert await fresh.load("abc123def456") is None

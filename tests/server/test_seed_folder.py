@@ -49,3 +49,36 @@ async def test_seed_tasks_are_listed_and_replayed(api: Any, storage_dir: Path) -
     # A resumed client gets exactly the rest.
     tail = parse_events((await api("GET", "tasks", COMPLETED, "events", params={"after": 3})).body)
     assert tail == events[3:]
+
+
+SEED_EXAMPLE = "abc123def456"  # the seed document's own example id: not 32 hex digits
+
+
+async def test_every_listed_id_works_on_every_route(api: Any, storage_dir: Path) -> None:
+    """Regression: `abc123def456.json` was listed, but GET, events and DELETE answered 400
+    "Malformed task id": the task could be neither opened nor deleted."""
+    # A file named outside the id rule is no task: it is not listed, so nothing listed fails.
+    example = json.loads((storage_dir / f"{SEED_EXAMPLE}.json").read_text())
+    for name in ("Upper", "a.b", "a b"):
+        (storage_dir / f"{name}.json").write_text(json.dumps({**example, "taskId": name}))
+    listed = {task["task_id"] for task in json.loads((await api("GET", "tasks")).body)["tasks"]}
+    assert listed == {p.name[:-5] for p in SEED_TASKS.glob("*.json")}
+    assert SEED_EXAMPLE in listed
+    for task_id in sorted(listed):
+        response = await api("GET", "tasks", task_id)
+        assert response.code == 200, (task_id, response.body)
+        assert json.loads(response.body)["task_id"] == task_id
+        response = await api("GET", "tasks", task_id, "events", params={"follow": "false"})
+        assert response.code == 200, (task_id, response.body)
+        assert response.headers["X-Task-ID"] == task_id
+        assert parse_events(response.body)
+        response = await api("POST", "tasks", task_id, "cancel")
+        assert response.code in (200, 409), (task_id, response.body)
+        assert (await api("DELETE", "tasks", task_id)).code == 204
+        assert (await api("GET", "tasks", task_id)).code == 404
+    assert json.loads((await api("GET", "tasks")).body)["tasks"] == []
+    assert sorted(p.name for p in storage_dir.glob("*.json")) == [
+        "Upper.json",
+        "a b.json",
+        "a.b.json",
+    ]
