@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ..errors import LeaseLost, StoreUnavailable
+from ..lifecycle import EventType
 from ..models import Status
 from ._lease import owner_gone
 from ._redis_keys import (
@@ -450,7 +451,7 @@ class RedisTaskStore(TaskStore):
         if state is None:
             return None
         async for event in self.events(task_id, state.run_first_event_id - 1):
-            if event.type == "output" and event.id <= state.last_event_id:
+            if event.type == EventType.output and event.id <= state.last_event_id:
                 state.outputs.append(event.data["text"])
         raw = await self._call(
             lambda: self.client.hgetall(self.keys.checkpoints(task_id)), writes=False
