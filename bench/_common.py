@@ -338,6 +338,7 @@ OUR_FILES = (
     "app.py",
     "base.py",
     "models.py",
+    "lifecycle.py",
 )
 
 

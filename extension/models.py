@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import posixpath
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from .lifecycle import Status as Status  # re-exported: it has always been imported from here
 from .redact import redact_url
 
 MAX_QUERY_CHARS = 10_000
 # For the OpenAPI document; the validators below say the same in words.
 NOT_BLANK = r"\S"
 FOLDER_NAME = r"^[^\u0000]*\S[^\u0000]*$"
-
-
-class Status(str, Enum):
-    """Lifecycle of a task: the seed's four plus `queued` and `cancelled`."""
-
-    queued = "queued"
-    running = "running"
-    paused = "paused"
-    completed = "completed"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        """True once the task will emit no more events without a resume or restart."""
-        return self in (Status.completed, Status.failed, Status.cancelled)
-
-    @property
-    def active(self) -> bool:
-        """True while a runner owns (or is about to own) the task."""
-        return self in (Status.queued, Status.running)
 
 
 class _Strict(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 
 from .handlers import API_PREFIX, MAX_COUNT
 from .ids import TASK_ID_PATTERN
+from .lifecycle import Action, possible_from
 from .models import ResearchRequest, Status, TaskInfo
 
 PREFIX = f"/{API_PREFIX}"
@@ -59,6 +60,7 @@ def _task_action(summary: str) -> dict[str, Any]:
                 "400": _error("Malformed task id"),
                 "404": _error("No such task"),
                 "409": _error("The change is impossible from the task's status"),
+                "429": _error("Resuming would exceed a per-user limit"),
                 **_COMMON_ERRORS,
             },
         }
@@ -76,9 +78,11 @@ def _submit(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
             "200": {**ok, "description": "Attached to, resumed or restarted an existing task"},
             "201": {**ok, "description": "Created a new task"},
             "400": _error("Invalid request; the message names the field"),
-            "413": _error("Body larger than max_body_bytes"),
-            "503": _error("Task store unavailable"),
             **_COMMON_ERRORS,
+            "403": _error("Not authenticated, or a provider URL outside allowed_base_urls"),
+            "413": _error("Body larger than max_body_bytes"),
+            "429": _error("A per-user or per-server limit is reached; the message names it"),
+            "503": _error("Task store unavailable"),
         },
     }
 
@@ -168,11 +172,15 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
-        f"{PREFIX}/tasks/{{task_id}}/pause": _task_action("Pause a queued or running task"),
-        f"{PREFIX}/tasks/{{task_id}}/resume": _task_action(
-            "Resume a paused, failed or cancelled task from its last checkpoint"
+        f"{PREFIX}/tasks/{{task_id}}/pause": _task_action(
+            f"Pause a {possible_from(Action.pause)} task"
         ),
-        f"{PREFIX}/tasks/{{task_id}}/cancel": _task_action("Cancel a task that is not finished"),
+        f"{PREFIX}/tasks/{{task_id}}/resume": _task_action(
+            f"Resume a {possible_from(Action.resume)} task from its last checkpoint"
+        ),
+        f"{PREFIX}/tasks/{{task_id}}/cancel": _task_action(
+            f"Cancel a {possible_from(Action.cancel)} task"
+        ),
         f"{PREFIX}/research": {
             "post": _submit(
                 "Create or attach, and stream the task's events in the response",

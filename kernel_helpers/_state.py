@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_deepresearch.extension.models import Status, TaskInfo
+from jupyter_deepresearch.extension.lifecycle import Status, fold
+from jupyter_deepresearch.extension.models import TaskInfo
 
 RECENT_MESSAGES = 8  # shown by the widget and the Markdown view
 TERMINAL = frozenset(s.value for s in Status if s.terminal)
@@ -34,7 +35,7 @@ class TaskSnapshot:
     outputs: list[str] = field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str | None = None
-    reason: str | None = None  # why it is paused: "user", "shutdown", "credentials"
+    reason: str | None = None  # why it is paused: a `PauseReason` value
     attempts: int = 0
     last_event_id: int = 0
     base_event_id: int = 0  # the id the TaskInfo this snapshot started from was current at
@@ -88,6 +89,15 @@ class TaskSnapshot:
         # Events up to this id may still arrive on the stream: they are history by now.
         self.base_event_id = max(self.base_event_id, info.last_event_id)
 
+    @property
+    def paused_by(self) -> str | None:
+        """`reason` under the name the server's state uses (the shared fold sets it)."""
+        return self.reason
+
+    @paused_by.setter
+    def paused_by(self, value: str | None) -> None:
+        self.reason = value
+
     def apply(self, event: TaskEvent) -> None:
         """Fold one event in, the way the server's own state does.
 
@@ -96,24 +106,11 @@ class TaskSnapshot:
         """
         replayed = event.id <= self.base_event_id
         self.last_event_id = max(self.last_event_id, event.id)
-        data = event.data
-        if event.type == "status" and not replayed:
-            status = str(data.get("status", self.status))
-            self.status = status
-            self.error = data.get("error") if status == Status.failed.value else None
-            self.reason = data.get("reason", "user") if status == Status.paused.value else None
-            if data.get("error") and status != Status.failed.value:
-                self.message = str(data["error"])
-        elif event.type == "progress":
-            if not replayed:
-                self.step = str(data.get("step", self.step))
-                self.percentage = max(self.percentage, int(data.get("percentage", 0)))
-            if data.get("message"):
-                if not replayed:
-                    self.message = str(data["message"])
-                self.messages.append(str(data["message"]))
-                del self.messages[:-RECENT_MESSAGES]
-        elif event.type == "output":
-            self.outputs.append(str(data.get("text", "")))
-        elif event.type == "result" and not replayed:
-            self.result = {"report": data.get("report", ""), "sources": data.get("sources", [])}
+        fold(
+            self,
+            event.type,
+            event.data,
+            status_of=str,
+            keep_messages=RECENT_MESSAGES,
+            replayed=replayed,
+        )

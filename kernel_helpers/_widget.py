@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import ipywidgets as widgets
 
 from jupyter_deepresearch.extension.errors import DeepResearchError
+from jupyter_deepresearch.extension.lifecycle import Action, allowed
 from jupyter_deepresearch.extension.models import TaskInfo
 
 from ._state import TaskEvent, TaskSnapshot
@@ -24,9 +25,6 @@ BADGE_COLOURS = {
     "cancelled": "#495057",
 }
 BAR_STYLES = {"completed": "success", "failed": "danger", "paused": "warning", "cancelled": ""}
-PAUSABLE = frozenset({"queued", "running"})
-RESUMABLE = frozenset({"paused", "failed", "cancelled"})
-CANCELLABLE = frozenset({"queued", "running", "paused"})
 
 
 class TaskActions(Protocol):
@@ -161,9 +159,10 @@ class ResearchWidget(widgets.VBox):
             else ""
         )
         self.sources.value = _sources_html(s.sources)
-        self.pause_button.disabled = status not in PAUSABLE or self._actions is None
-        self.resume_button.disabled = status not in RESUMABLE or self._actions is None
-        self.cancel_button.disabled = status not in CANCELLABLE or self._actions is None
+        inert = self._actions is None
+        self.pause_button.disabled = inert or not allowed(Action.pause, status)
+        self.resume_button.disabled = inert or not allowed(Action.resume, status)
+        self.cancel_button.disabled = inert or not allowed(Action.cancel, status)
         note = ""
         if s.error:
             note = _para(f"Failed: {s.error}", "#dc3545")

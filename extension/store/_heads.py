@@ -13,13 +13,12 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import _journal as journal
 from ._folder import task_paths
 from ._lease import durable_last_id
-from ._recovery import Signature, _restore_times, signature
-from .base import Event, TaskState
+from ._recovery import Signature, signature
+from .base import TaskState
 from .seed_format import decode_head
 
 
@@ -80,33 +79,5 @@ def load_head(directory: Path, task_id: str, cached: Head | None) -> Head | None
         ino, pos = st.st_ino, located[1]
     durable = durable_last_id(idx)
     limit = durable[1] if durable and durable[0] == state.run_first_event_id else None
-    pos = _fold(state, log_path, pos, limit)
+    pos = journal.replay(state, log_path, pos, durable=limit, full=False).position
     return Head(state, snap_sig, ino, pos)
-
-
-def _fold(state: TaskState, log_path: Path, pos: int, limit: int | None) -> int:
-    """Apply durable records from `pos` on, without keeping outputs; the position reached."""
-    with open(log_path, "rb") as f:
-        for offset, raw in journal._lines(f, pos):
-            record: dict[str, Any] | None = journal.parse(raw)
-            if record is not None and record["k"] == "e":
-                event_id = record.get("id")
-                if not isinstance(event_id, int):
-                    pos = offset + len(raw)
-                    continue
-                if limit is not None and event_id > limit:
-                    return offset  # not durable yet: read it again next time
-                if event_id > state.last_event_id:
-                    try:
-                        event = Event(event_id, str(record["t"]), dict(record["d"]))
-                        state.apply(event)
-                        _restore_times(state, event, record.get("ts"))
-                    except (KeyError, ValueError, TypeError):
-                        pass
-                    state.outputs.clear()
-            elif record is not None and record["k"] == "m":
-                attempts = record.get("attempts")
-                if isinstance(attempts, int):
-                    state.attempts = attempts
-            pos = offset + len(raw)
-    return pos

@@ -19,11 +19,13 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..lifecycle import EventType
 from . import _atomic  # through the module: tests swap `_atomic.write_all` to fail writes
-from .base import Event, TaskState
+from .base import EVENT_TYPES, Event, TaskState
 from .seed_format import iso
 
 LOG_VERSION = 1
@@ -52,7 +54,7 @@ LOG_RECORD_SCHEMA: dict[str, Any] = {
             "properties": {
                 "k": {"const": "e"},
                 "id": {"type": "integer", "minimum": 1},
-                "t": {"enum": ["status", "progress", "output", "result"]},
+                "t": {"enum": list(EVENT_TYPES)},
                 "ts": {"type": "number"},
                 "d": {"type": "object"},
             },
@@ -373,10 +375,66 @@ def read_events(
     return events, offset, True
 
 
-def records(log_path: Path, offset: int) -> Iterator[dict[str, Any]]:
-    """Every readable record from `offset` on (damaged lines skipped, torn tail ignored)."""
+class Replayed(NamedTuple):
+    """How far `replay` read, and how many records it could not apply."""
+
+    position: int
+    skipped: int
+
+
+def replay(
+    state: TaskState, log_path: Path, offset: int, *, durable: int | None = None, full: bool = True
+) -> Replayed:
+    """Fold the log's records from `offset` on into `state`; the one reader of a log into a state.
+
+    Applies events newer than `state.last_event_id` (keeping the times they were logged at) and
+    the attempts; with `full` also the checkpoints, else outputs are dropped as they come (a
+    cheap head). Stops before the first event past `durable` (the id the index vouches for),
+    so a reader never reports an event a crash could undo. Damaged lines are passed over;
+    readable records that cannot be applied are counted as skipped.
+    """
+    skipped = 0
     with open(log_path, "rb") as f:
-        for _, raw in _lines(f, offset):
+        for pos, raw in _lines(f, offset):
             record = parse(raw)
             if record is not None:
-                yield record
+                event_id = record.get("id") if record["k"] == "e" else None
+                if durable is not None and isinstance(event_id, int) and event_id > durable:
+                    return Replayed(pos, skipped)  # not durable yet: read it again next time
+                try:
+                    _apply(state, record, full=full)
+                except (KeyError, ValueError, TypeError):
+                    skipped += 1
+            offset = pos + len(raw)
+    return Replayed(offset, skipped)
+
+
+def _apply(state: TaskState, record: dict[str, Any], *, full: bool) -> None:
+    kind = record["k"]
+    if kind == "e":
+        event_id = record["id"]
+        if not isinstance(event_id, int):
+            raise TypeError("event id is not an integer")
+        if event_id > state.last_event_id:
+            event = Event(event_id, str(record["t"]), dict(record["d"]))
+            state.apply(event)
+            _restore_times(state, event, record.get("ts"))
+            if not full:
+                state.outputs.clear()
+    elif kind == "c" and full:
+        state.checkpoints[str(record["key"])] = record["value"]
+    elif kind == "m":
+        attempts = record["attempts"]
+        if not isinstance(attempts, int):
+            raise TypeError("attempts is not an integer")
+        state.attempts = attempts
+
+
+def _restore_times(state: TaskState, event: Event, ts: Any) -> None:
+    # `apply` stamps "now"; a replay must keep the original times, or expiry would restart.
+    if not isinstance(ts, (int, float)):
+        return
+    moment = datetime.fromtimestamp(ts, timezone.utc)
+    state.updated_at = moment
+    if event.type == EventType.status and state.finished_at is not None:
+        state.finished_at = moment

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import _journal as journal
 from ._atomic import atomic_write
 from ._folder import task_paths
-from .base import Event, TaskState, utcnow
+from .base import TaskState, utcnow
 from .seed_format import SnapshotError, decode_snapshot, encode_snapshot, parse_iso, snapshot_parts
 
 Signature = tuple[Any, ...]
@@ -119,29 +118,6 @@ def _fold(state: TaskState, log_path: Path, idx: Path, log: logging.Logger) -> N
     located = journal.locate(log_path, idx, state.last_event_id - 1)
     if located is None:
         return
-    skipped = 0
-    for record in journal.records(log_path, located[1]):
-        try:
-            kind = record["k"]
-            if kind == "e" and record["id"] > state.last_event_id:
-                event = Event(int(record["id"]), str(record["t"]), dict(record["d"]))
-                state.apply(event)
-                _restore_times(state, event, record.get("ts"))
-            elif kind == "c":
-                state.checkpoints[str(record["key"])] = record["value"]
-            elif kind == "m":
-                state.attempts = int(record["attempts"])
-        except (KeyError, ValueError, TypeError):
-            skipped += 1
+    skipped = journal.replay(state, log_path, located[1]).skipped
     if skipped:
         log.warning("Task %s: skipped %d unreadable log records", state.task_id, skipped)
-
-
-def _restore_times(state: TaskState, event: Event, ts: Any) -> None:
-    # `apply` stamps "now"; a replay must keep the original times, or expiry would restart.
-    if not isinstance(ts, (int, float)):
-        return
-    moment = datetime.fromtimestamp(ts, timezone.utc)
-    state.updated_at = moment
-    if event.type == "status" and state.finished_at is not None:
-        state.finished_at = moment

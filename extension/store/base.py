@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..models import ResearchResult, Status, TaskInfo
+from ..lifecycle import EventType, Status, fold
+from ..models import ResearchResult, TaskInfo
 
-EVENT_TYPES = ("status", "progress", "output", "result")
+EVENT_TYPES = tuple(t.value for t in EventType)
 RECENT_MESSAGES = 50  # progress messages kept in the snapshot's seed-format `messages` list
 
 
@@ -65,32 +66,22 @@ class TaskState:
     result: dict[str, Any] | None = None
     error: str | None = None
     checkpoints: dict[str, Any] = field(default_factory=dict)
-    # Why the task is paused: "user", "shutdown" (resumed at start-up) or "credentials".
-    paused_by: str | None = None
+    paused_by: str | None = None  # why it is paused: a `PauseReason` value
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state; used live and when rebuilding from a log."""
         self.last_event_id = event.id
         self.updated_at = utcnow()
-        data = event.data
-        if event.type == "status":
-            self.status = Status(data["status"])
-            self.paused_by = data.get("reason", "user") if self.status is Status.paused else None
-            self.error = data.get("error") if self.status is Status.failed else None
-            if data.get("error") and self.status is not Status.failed:
-                self.message = data["error"]
+        fold(
+            self,
+            event.type,
+            event.data,
+            status_of=Status,
+            keep_messages=RECENT_MESSAGES,
+            strict=True,
+        )
+        if event.type == EventType.status:
             self.finished_at = self.updated_at if self.status.terminal else None
-        elif event.type == "progress":
-            self.step = data.get("step", self.step)
-            self.percentage = max(self.percentage, int(data.get("percentage", 0)))
-            if data.get("message"):
-                self.message = data["message"]
-                self.messages.append(data["message"])
-                del self.messages[:-RECENT_MESSAGES]
-        elif event.type == "output":
-            self.outputs.append(data["text"])
-        elif event.type == "result":
-            self.result = {"report": data["report"], "sources": data.get("sources", [])}
 
     def reset_run(self) -> None:
         """Forget the current run's outputs, checkpoints and result (ids keep counting)."""

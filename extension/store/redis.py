@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from ..errors import LeaseLost, StoreUnavailable
 from ..ids import is_task_id
+from ..lifecycle import EventType
 from ..models import Status
 from ._redis_keys import (
     ACQUIRE_SCRIPT,
@@ -451,7 +452,7 @@ class RedisTaskStore(TaskStore):
         if state is None:
             return None
         async for event in self.events(task_id, state.run_first_event_id - 1):
-            if event.type == "output" and event.id <= state.last_event_id:
+            if event.type == EventType.output and event.id <= state.last_event_id:
                 state.outputs.append(event.data["text"])
         raw = await self._call(
             lambda: self.client.hgetall(self.keys.checkpoints(task_id)), writes=False

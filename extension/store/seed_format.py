@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..models import Status
+from ..lifecycle import EventType, PauseReason, Status
 from .base import Event, TaskState, TaskSummary
 
 SNAPSHOT_VERSION = 1
@@ -258,7 +258,7 @@ def _from_seed(snap: _Snapshot) -> TaskState:
     if progress.status is Status.failed:
         state.error = progress.error or "The task failed."
     if progress.status is Status.paused:
-        state.paused_by = "user"
+        state.paused_by = PauseReason.user.value
     state.last_event_id = len(synthesize_events(state, 1))
     return state
 
@@ -268,15 +268,17 @@ def synthesize_events(state: TaskState, first_id: int | None = None) -> list[Eve
 
     Ids end at `state.last_event_id` unless `first_id` fixes where they start (seed files).
     """
-    kinds: list[tuple[str, dict[str, Any]]] = [("output", {"text": t}) for t in state.outputs]
+    kinds: list[tuple[str, dict[str, Any]]] = [
+        (EventType.output.value, {"text": t}) for t in state.outputs
+    ]
     if state.result is not None:
-        kinds.append(("result", dict(state.result)))
+        kinds.append((EventType.result.value, dict(state.result)))
     status: dict[str, Any] = {"status": state.status.value}
     if state.error:
         status["error"] = state.error
     if state.paused_by:
         status["reason"] = state.paused_by
-    kinds.append(("status", status))
+    kinds.append((EventType.status.value, status))
     start = first_id if first_id is not None else state.last_event_id - len(kinds) + 1
     start = max(start, state.run_first_event_id)
     events = [Event(start + i, kind, data) for i, (kind, data) in enumerate(kinds)]

@@ -22,6 +22,7 @@ from ..errors import (
     TaskNotFound,
 )
 from ..ids import checked_task_id
+from ..lifecycle import Action, allowed, conflict_message
 from ..models import ResearchRequest, Status, public_request
 from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from ..store.base import Event, LeaseRequest, TaskState, TaskStore
@@ -30,9 +31,9 @@ from .lease_keeper import LeaseKeeper
 from .locks import TaskLocks
 from .requests import RequestPolicy, Requests
 from .runner import Runner
-from .runs import RunSettings
+from .runs import RunSettings, StopReason
 from .storage_retry import StorageRetry
-from .takeover import Takeover, TakeoverPolicy, can_stop, stop_conflict
+from .takeover import Takeover, TakeoverPolicy
 from .upkeep import Upkeep
 
 
@@ -210,25 +211,27 @@ class TaskManager:
     # ----------------------------------------------------------------- control
 
     async def pause(self, task_id: str, user: str | None = None) -> TaskState:
-        return await self._stop(task_id, user, "pause", Status.paused)
+        return await self._stop(task_id, user, Action.pause, Status.paused)
 
     async def cancel(self, task_id: str, user: str | None = None) -> TaskState:
-        return await self._stop(task_id, user, "cancel", Status.cancelled)
+        return await self._stop(task_id, user, Action.cancel, Status.cancelled)
 
-    async def _stop(self, task_id: str, user: str | None, action: str, status: Status) -> TaskState:
+    async def _stop(
+        self, task_id: str, user: str | None, action: Action, status: Status
+    ) -> TaskState:
         state = await self.get(task_id, user)
         async with self.locks(task_id):
-            if not can_stop(state, action):
-                raise Conflict(stop_conflict(state, action))
+            if not allowed(action, state.status):
+                raise Conflict(conflict_message(action, task_id, state.status))
             if task_id not in self.leases.held:
                 # Another server may run it: ask it, or act here if nobody holds the lease.
-                state = await self.takeover.on_holder(task_id, action)
+                state = await self.takeover.on_holder(task_id, action.value)
                 if task_id not in self.leases.held:
                     return state
-                if not can_stop(state, action):  # it stopped meanwhile: nothing left to do
+                if not allowed(action, state.status):  # it stopped meanwhile: nothing to do
                     await self.runner.let_go(task_id)
                     return state
-            await self.runner.stop_run(state, action, status)
+            await self.runner.stop_run(state, StopReason(action.value), status)
             if not self.runner.queued_or_running(task_id):
                 await self.runner.let_go(task_id)
         return state
@@ -236,11 +239,8 @@ class TaskManager:
     async def resume(self, task_id: str, user: str | None = None) -> TaskState:
         state = await self.get(task_id, user)
         async with self.locks(task_id):
-            if state.status not in (Status.paused, Status.failed, Status.cancelled):
-                raise Conflict(
-                    f"Task {task_id} is {state.status.value}; only paused, failed or "
-                    "cancelled tasks can be resumed."
-                )
+            if not allowed(Action.resume, state.status):
+                raise Conflict(conflict_message(Action.resume, task_id, state.status))
             await self._check_limits(state.owner, new_task=False)
             return await self.takeover.resume_claimed(task_id, None)
 
@@ -274,7 +274,7 @@ class TaskManager:
         """Stop a run here without recording a status (a restart or delete takes over)."""
         live = self.runner.live.get(task_id)
         if live is not None:
-            await self.runner.halt(live, "discard")
+            await self.runner.halt(live, StopReason.discard)
         self.runner.drop(task_id)
 
     # ----------------------------------------------------------------- upkeep, health

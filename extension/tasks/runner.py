@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import DeepResearchError, LeaseLost, MissingCredentials, StoreUnavailable
+from ..lifecycle import EventType, PauseReason
 from ..models import ResearchRequest, ResearchResult, Status
 from ..redact import scrub
 from ..research.context import ResearchPipeline
@@ -22,7 +23,7 @@ from ..store.base import TaskState, TaskStore
 from .events import EventHub
 from .lease_keeper import LeaseKeeper
 from .locks import TaskLocks
-from .runs import Live, RunContext, RunSettings, is_running
+from .runs import Live, RunContext, RunSettings, StopReason, is_running
 
 STOP_GRACE_SECONDS = 5.0
 
@@ -119,16 +120,20 @@ class Runner:
         except LeaseLost:
             # Frozen past the lease (a paused VM, a stopped process): another server resumed
             # the task and owns every write from now on.
-            live.stop_reason = "lost"
+            live.stop_reason = StopReason.lost
             await self.store_lost(state.task_id)
         except MissingCredentials as error:
             self.log.warning("Task %s paused: %s", state.task_id, error.message)
-            await self.finish_quietly(state, Status.paused, error.message, reason="credentials")
+            await self.finish_quietly(
+                state, Status.paused, error.message, reason=PauseReason.credentials
+            )
         except StoreUnavailable as error:
             # Not the research's fault: pause, and `StorageRetry` resumes it once the
             # store accepts writes again. Finished units stay checkpointed.
             self.log.error("Task %s paused, storage unavailable: %s", state.task_id, error.message)
-            await self.finish_quietly(state, Status.paused, error.message, reason="storage")
+            await self.finish_quietly(
+                state, Status.paused, error.message, reason=PauseReason.storage
+            )
         except DeepResearchError as error:
             self.log.warning("Task %s failed: %s", state.task_id, error.message)
             await self.finish_quietly(state, Status.failed, error.message)
@@ -148,7 +153,7 @@ class Runner:
         self.on_activity()
         outcome = await self.pipeline(RunContext(live, self.settings, self.store, self.emit))
         result = ResearchResult.model_validate(outcome)
-        await self.emit(live, "result", result.model_dump(mode="json"))
+        await self.emit(live, EventType.result, result.model_dump(mode="json"))
         # The result must be durable before anyone can see `completed`.
         await self.store.flush()
         await self.set_status(state, Status.completed)
@@ -172,27 +177,29 @@ class Runner:
             self.live.pop(state.task_id, None)
         # The run is over: let another server take it, unless this one keeps driving it
         # (restart or delete in progress here, a queued rerun, a storage retry) or lost it.
-        keep = live.stop_reason in ("discard", "lost") or state.status is Status.queued
-        if not keep and not (state.status is Status.paused and state.paused_by == "storage"):
+        keep = live.stop_reason in (StopReason.discard, StopReason.lost)
+        keep = keep or state.status is Status.queued
+        if not keep and not (
+            state.status is Status.paused and state.paused_by == PauseReason.storage
+        ):
             await self.let_go(state.task_id)
         self.schedule()
 
     async def _after_cancel(self, live: Live) -> None:
         reason = live.stop_reason
         state = live.state
-        if reason in ("pause", "shutdown"):
-            await self.finish_quietly(
-                state, Status.paused, reason="user" if reason == "pause" else "shutdown"
-            )
-            self.log.info("Paused task %s (%s)", state.task_id, reason)
-        elif reason == "cancel":
+        if reason in (StopReason.pause, StopReason.shutdown):
+            why = PauseReason.user if reason is StopReason.pause else PauseReason.shutdown
+            await self.finish_quietly(state, Status.paused, reason=why)
+            self.log.info("Paused task %s (%s)", state.task_id, reason.value)
+        elif reason is StopReason.cancel:
             await self.finish_quietly(state, Status.cancelled)
             self.log.info("Cancelled task %s", state.task_id)
-        # "discard": restart or delete; the caller takes over the state.
+        # discard, handoff: a restart, delete or another server takes over the state.
 
     # ----------------------------------------------------------------- stopping runs
 
-    async def halt(self, live: Live, reason: str) -> None:
+    async def halt(self, live: Live, reason: StopReason) -> None:
         """Cancel a run in progress and wait until its final status is recorded."""
         runner = live.runner
         if runner is None or runner.done():
@@ -201,7 +208,7 @@ class Runner:
         runner.cancel()
         await asyncio.wait([runner], timeout=STOP_GRACE_SECONDS)
 
-    async def stop_run(self, state: TaskState, reason: str, status: Status) -> None:
+    async def stop_run(self, state: TaskState, reason: StopReason, status: Status) -> None:
         """Pause or cancel a task held here, running or queued."""
         live = self.live.get(state.task_id)
         if live is not None and is_running(live):
@@ -209,7 +216,9 @@ class Runner:
             return
         with contextlib.suppress(ValueError):
             self.queue.remove(state.task_id)
-        await self.set_status(state, status, reason="user" if status is Status.paused else None)
+        await self.set_status(
+            state, status, reason=PauseReason.user if status is Status.paused else None
+        )
         await self.store.save(state)
 
     async def stop_all(self) -> None:
@@ -219,7 +228,7 @@ class Runner:
         runners = []
         for live in list(self.live.values()):
             if live.runner is not None and not live.runner.done():
-                live.stop_reason = "shutdown"
+                live.stop_reason = StopReason.shutdown
                 live.runner.cancel()
                 runners.append(live.runner)
         if runners:
@@ -232,7 +241,7 @@ class Runner:
         state: TaskState,
         status: Status,
         message: str | None = None,
-        reason: str | None = None,
+        reason: PauseReason | None = None,
     ) -> None:
         """Record a final status; a store failure here is logged, never raised into the loop."""
         message = scrub(message) if message else None
@@ -261,29 +270,29 @@ class Runner:
         status: Status,
         *,
         error: str | None = None,
-        reason: str | None = None,
+        reason: PauseReason | None = None,
     ) -> None:
         data: dict[str, Any] = {"status": status.value}
         if error:
             # Every status text a client, the store or a log may show passes here first.
             data["error"] = scrub(error)
         if reason:
-            data["reason"] = reason
+            data["reason"] = reason.value
         live = self.live.get(state.task_id)
         if live is not None and live.state is state:
-            await self.emit(live, "status", data)
+            await self.emit(live, EventType.status, data)
         else:
-            event = await self.store.append(state, "status", data)
+            event = await self.store.append(state, EventType.status.value, data)
             await self.events.published(state, event, keep_recent=False)
 
     async def emit(
-        self, live: Live, type: str, data: dict[str, Any], *, from_pipeline: bool = False
+        self, live: Live, type: EventType, data: dict[str, Any], *, from_pipeline: bool = False
     ) -> None:
         if from_pipeline and self.events.failure is not None:
             # Events cannot reach the disk: stop the research here (it pauses and is retried)
             # rather than pile up events in memory that no follower may see.
             raise self.events.failure
-        event = await self.store.append(live.state, type, data)
+        event = await self.store.append(live.state, type.value, data)
         await self.events.published(live.state, event, keep_recent=True)
         self.on_activity()
 
@@ -305,7 +314,7 @@ class Runner:
         with contextlib.suppress(ValueError):
             self.queue.remove(task_id)
         if live is not None and is_running(live):
-            live.stop_reason = "lost"
+            live.stop_reason = StopReason.lost
             assert live.runner is not None
             if live.runner is not asyncio.current_task():  # a runner that found out stops itself
                 live.runner.cancel()

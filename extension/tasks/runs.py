@@ -5,14 +5,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ..lifecycle import EventType
 from ..models import ResearchRequest
 from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, JSONValue
 from ..store.base import TaskState, TaskStore
 
 Emit = Callable[..., Awaitable[None]]
+
+
+class StopReason(str, Enum):
+    """Why a run in progress is being stopped (what the runner records when it ends)."""
+
+    pause = "pause"  # a user paused it: paused ("user")
+    cancel = "cancel"  # a user cancelled it: cancelled
+    shutdown = "shutdown"  # this server stops: paused ("shutdown"), resumed by whoever is next
+    discard = "discard"  # a restart or delete here takes over the state: record nothing
+    handoff = "handoff"  # another server asked for the task: record nothing, let go
+    lost = "lost"  # another server took the lease: write nothing more
 
 
 @dataclass
@@ -22,9 +35,7 @@ class Live:
     state: TaskState
     request: ResearchRequest  # resolved, secrets included: never persisted
     runner: asyncio.Task[None] | None = None
-    # "pause", "cancel", "shutdown", "discard" (restart/delete here), "handoff" (another server
-    # asked for the task), "lost" (another server took the lease: write nothing more)
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
 
 
 def is_running(live: Live) -> bool:
@@ -72,10 +83,10 @@ class RunContext:
         data: dict[str, Any] = {"step": step, "percentage": pct}
         if message:
             data["message"] = message
-        await self._emit(self._live, "progress", data, from_pipeline=True)
+        await self._emit(self._live, EventType.progress, data, from_pipeline=True)
 
     async def output(self, text: str) -> None:
-        await self._emit(self._live, "output", {"text": text}, from_pipeline=True)
+        await self._emit(self._live, EventType.output, {"text": text}, from_pipeline=True)
 
     def checkpoint(self, key: str) -> JSONValue | None:
         return self._live.state.checkpoints.get(key)

@@ -8,7 +8,7 @@ snapshots, then probes the store with a real write of each paused task and reque
 from __future__ import annotations
 
 from ..errors import DeepResearchError
-from ..models import Status
+from ..lifecycle import PauseReason, Status
 from .runner import Runner
 from .runs import Live
 
@@ -53,4 +53,4 @@ class StorageRetry:
 
 
 def _storage_paused(live: Live) -> bool:
-    return live.state.status is Status.paused and live.state.paused_by == "storage"
+    return live.state.status is Status.paused and live.state.paused_by == PauseReason.storage

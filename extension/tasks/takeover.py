@@ -17,19 +17,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import BadRequest, Conflict, TaskNotFound
-from ..models import ResearchRequest, Status
+from ..lifecycle import PauseReason, Status, allowed
+from ..models import ResearchRequest
 from ..store.base import TaskState, TaskStore, TaskSummary
 from .lease_keeper import LeaseKeeper
 from .locks import TaskLocks
 from .runner import Runner
-from .runs import is_running
+from .runs import StopReason, is_running
 
 CONTROL_WAIT_SECONDS = 5.0  # how long a request waits for the server running the task to act
 # Paused for a reason that is no user's choice: whoever holds no lease on it resumes it.
 # (A task paused by a storage outage keeps its lease while its server lives and retries.)
-ORPHANED = ("shutdown", "storage")
-# Paused by a worker that cannot read the task's source folders: its owner's server resumes it.
-AWAITING_OWNER = "owner"
+ORPHANED = (PauseReason.shutdown, PauseReason.storage)
 
 
 @dataclass(frozen=True)
@@ -41,21 +40,12 @@ class TakeoverPolicy:
     reads_sources: bool = True  # False in a headless worker: it cannot read users' folders
 
 
-def can_stop(state: TaskState, action: str) -> bool:
-    if action == "pause":
-        return state.status.active
-    if action == "cancel":
-        return not state.status.terminal
-    return True
+def holder_must_act(state: TaskState, action: str) -> bool:
+    """Whether a control request still has something to do on a task in this state.
 
-
-def stop_conflict(state: TaskState, action: str) -> str:
-    if action == "pause":
-        return (
-            f"Task {state.task_id} is {state.status.value}; only queued or running "
-            "tasks can be paused."
-        )
-    return f"Task {state.task_id} is already {state.status.value}."
+    A release is done only once this server holds the lease, whatever the status.
+    """
+    return action == "release" or allowed(action, state.status)
 
 
 class Takeover:
@@ -124,16 +114,16 @@ class Takeover:
         )
 
     @property
-    def _orphaned(self) -> tuple[str, ...]:
+    def _orphaned(self) -> tuple[PauseReason, ...]:
         # A worker cannot read users' folders, so tasks it left for their owner stay left.
-        return (*ORPHANED, AWAITING_OWNER) if self.policy.reads_sources else ORPHANED
+        return (*ORPHANED, PauseReason.owner) if self.policy.reads_sources else ORPHANED
 
     async def _adopt(self, state: TaskState, row: TaskSummary, why: str) -> bool:
         """Resume (or mark paused) a task just claimed; True if it was queued here."""
         interrupted = state.status.active
         if not (self.policy.auto_resume and (interrupted or state.paused_by in self._orphaned)):
             if interrupted:
-                await self.runner.set_status(state, Status.paused, reason="shutdown")
+                await self.runner.set_status(state, Status.paused, reason=PauseReason.shutdown)
                 await self.store.save(state)
             await self.runner.let_go(state.task_id)
             return False
@@ -160,7 +150,7 @@ class Takeover:
             "only a server with that user's files can read. It resumes when that server starts."
         )
         self.log.info("Task %s left for %s (it reads source folders)", state.task_id, owner)
-        await self.runner.set_status(state, Status.paused, error=message, reason=AWAITING_OWNER)
+        await self.runner.set_status(state, Status.paused, error=message, reason=PauseReason.owner)
         await self.store.save(state)
         await self.runner.let_go(state.task_id)
 
@@ -211,7 +201,7 @@ class Takeover:
             state = await self.read(task_id)
             if state is None:
                 raise TaskNotFound(task_id)
-            if asked and (not can_stop(state, action) or loop.time() > deadline):
+            if asked and (not holder_must_act(state, action) or loop.time() > deadline):
                 return state
             claimed = await self.claim(task_id)
             if claimed is not None:
@@ -233,13 +223,13 @@ class Takeover:
             self.log.info("Task %s: %s requested by another server", task_id, action)
             if action == "release":
                 if is_running(live):
-                    await self.runner.halt(live, "handoff")
+                    await self.runner.halt(live, StopReason.handoff)
                 with contextlib.suppress(ValueError):
                     self.runner.queue.remove(task_id)
                 self.runner.live.pop(task_id, None)
-            elif can_stop(live.state, action):
+            elif holder_must_act(live.state, action):
                 status = Status.paused if action == "pause" else Status.cancelled
-                await self.runner.stop_run(live.state, action, status)
+                await self.runner.stop_run(live.state, StopReason(action), status)
             if not self.runner.queued_or_running(task_id):
                 await self.runner.let_go(task_id)
 
