@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 from setuptools import Command, setup
 from setuptools.command.build import build
@@ -31,7 +32,7 @@ class build_labextension(Command):
     """Build the JupyterLab extension with jlpm, unless it is up to date or Node is missing."""
 
     description = "build the JupyterLab extension (skipped when Node.js is not found)"
-    user_options: list[tuple[str, str | None, str]] = []
+    user_options: ClassVar[list[tuple[str, str | None, str]]] = []
 
     def initialize_options(self) -> None:
         pass
@@ -116,7 +117,7 @@ def _say(message: str) -> None:
 class build_with_labextension(build):
     """`build`, with the JupyterLab extension built first."""
 
-    sub_commands = [("build_labextension", None), *build.sub_commands]
+    sub_commands: ClassVar = [("build_labextension", None), *build.sub_commands]
 
 
 class DataInEditableInstalls(Distribution):

@@ -13,6 +13,7 @@ import ipywidgets as widgets
 from jupyter_deepresearch.extension.errors import DeepResearchError
 from jupyter_deepresearch.extension.models import TaskInfo
 
+from ._render import sources_in_report
 from ._state import TaskEvent, TaskSnapshot
 
 BADGE_COLOURS = {
@@ -160,7 +161,8 @@ class ResearchWidget(widgets.VBox):
             if s.messages
             else ""
         )
-        self.sources.value = _sources_html(s.sources)
+        # The pipeline's report ends with its own Sources list: list them again only if not.
+        self.sources.value = "" if sources_in_report(s) else _sources_html(s.sources)
         self.pause_button.disabled = status not in PAUSABLE or self._actions is None
         self.resume_button.disabled = status not in RESUMABLE or self._actions is None
         self.cancel_button.disabled = status not in CANCELLABLE or self._actions is None
