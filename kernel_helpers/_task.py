@@ -370,7 +370,7 @@ class ResearchTask:
         view = widget._repr_mimebundle_() or {}
         bundle = {**self._markdown_bundle(), WIDGET_VIEW: view.get(WIDGET_VIEW)}
         handle = display(bundle, raw=True, display_id=True)
-        settle = _SettleToMarkdown(self, handle, widget)
+        settle = _SettleToMarkdown(self, handle)
         with self._lock:
             self._listeners.append(settle)
         settle.check()  # in case it completed while the widget was being shown
@@ -403,8 +403,8 @@ class _SettleToMarkdown:
     restart no longer has ("Error displaying widget: model not found"); Markdown needs nothing.
     """
 
-    def __init__(self, task: ResearchTask, handle: Any, widget: ResearchWidget) -> None:
-        self._task, self._handle, self._widget = task, handle, widget
+    def __init__(self, task: ResearchTask, handle: Any) -> None:
+        self._task, self._handle = task, handle
         self._done = False
 
     def on_event(self, event: TaskEvent) -> None:
@@ -425,8 +425,8 @@ class _SettleToMarkdown:
             bundle = task._markdown_bundle()
             if self in task._listeners:
                 task._listeners.remove(self)
+        # The widget itself stays: `task.widget()`s and scripts may still read it.
         self._handle.update(bundle, raw=True)
-        self._widget.close()  # its view is gone with the update; free the model too
 
 
 def _copy(snapshot: TaskSnapshot) -> TaskSnapshot:
