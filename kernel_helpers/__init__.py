@@ -98,9 +98,9 @@ def research(
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_deepresearch.kernel_helpers` registers `%research` / `%%research`."""
-    from ._magic import ResearchMagics
+    from ._magic import register
 
-    ipython.register_magics(ResearchMagics)
+    register(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

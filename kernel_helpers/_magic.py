@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+USAGE = (
+    "%research needs a question: `%research How do generators work?` "
+    "(options first: `%research --wait -o task How ...?`; see `%research?`)"
+)
+
+# `%research ...?`: IPython reads a trailing `?` as a help request for the word before it.
+_QUESTION_LINE = re.compile(r"^(?P<indent>[ \t]*)%research(?P<rest>[ \t]+\S.*\?)[ \t]*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """Input transformer: `%research ...?` lines become a plain call of the magic.
+
+    It runs before IPython's help-syntax transformer, which would otherwise turn the line into
+    `pinfo` of its last word ("Object `work` not found.").
+    """
+    if lines and lines[0].lstrip().startswith("%%"):
+        return lines  # a cell magic owns the whole cell; its body is never help syntax
+    out = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line.rstrip("\n"))
+        if match is None or not match["rest"].strip().rstrip("?"):  # `%research ??` is help
+            out.append(line)
+            continue
+        call = f"get_ipython().run_line_magic('research', {match['rest'].strip()!r})"
+        out.append(match["indent"] + call + ("\n" if line.endswith("\n") else ""))
+    return out
+
+
+def register(ipython: Any) -> None:
+    """Add the magics and the question-mark transformer (once, however often it is loaded)."""
+    ipython.register_magics(ResearchMagics)
+    cleanup = ipython.input_transformers_cleanup
+    if keep_question_marks not in cleanup:
+        cleanup.append(keep_question_marks)
 
 
 @magics_class
@@ -33,7 +70,7 @@ class ResearchMagics(Magics):
         args = parse_argstring(self.research, options)
         query = cell if cell is not None and cell.strip() else rest
         if not query.strip():
-            raise ValueError("%research needs a question: `%research How does X work?`")
+            raise UsageError(USAGE)
         report = _section(language=args.language, breadth=args.breadth, depth=args.depth)
         ai = _section(provider=args.ai, model=args.model)
         search = _section(provider=args.search, max_results=args.max_results)

@@ -80,10 +80,15 @@ def markdown(snapshot: TaskSnapshot) -> str:
         parts.append("\n".join(f"- {m}" for m in snapshot.messages))
     elif snapshot.message:
         parts.append(f"- {snapshot.message}")
-    sources = snapshot.sources
-    if sources and not all(str(s.get("url", "")) in report for s in sources):
-        parts.append("**Sources**\n\n" + "\n".join(_source_md(s) for s in sources))
+    if not sources_in_report(snapshot):
+        parts.append("**Sources**\n\n" + "\n".join(_source_md(s) for s in snapshot.sources))
     return "\n\n".join(parts) + "\n"
+
+
+def sources_in_report(snapshot: TaskSnapshot) -> bool:
+    """True when the report already lists every source (or there are none to list)."""
+    report = snapshot.report
+    return all((url := str(s.get("url") or "")) and url in report for s in snapshot.sources)
 
 
 def _source_md(source: dict[str, Any]) -> str:

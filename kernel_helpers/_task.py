@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jupyter_deepresearch.kernel_helpers")
 
 _LIVE_TASKS: weakref.WeakSet[ResearchTask] = weakref.WeakSet()
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 class Listener(Protocol):
@@ -353,18 +354,79 @@ class ResearchTask:
         with self._lock:
             return markdown(self._snapshot)
 
+    def _ipython_display_(self) -> None:
+        """`display(task)`: in widget mode the live widget, replaced by the Markdown report
+        once the task completes, so a saved notebook keeps the report wherever the widget's
+        model is gone (a restarted kernel, another machine, nbconvert, GitHub)."""
+        from IPython.display import display
+
+        if self._mode != "widget":
+            display(self._repr_mimebundle_(), raw=True)
+            return
+        if _settled(self._snapshot):
+            display(self._markdown_bundle(), raw=True)
+            return
+        widget = self.widget()
+        view = widget._repr_mimebundle_() or {}
+        bundle = {**self._markdown_bundle(), WIDGET_VIEW: view.get(WIDGET_VIEW)}
+        handle = display(bundle, raw=True, display_id=True)
+        settle = _SettleToMarkdown(self, handle)
+        with self._lock:
+            self._listeners.append(settle)
+        settle.check()  # in case it completed while the widget was being shown
+
+    def _markdown_bundle(self) -> dict[str, Any]:
+        return {"text/plain": repr(self), "text/markdown": self._repr_markdown_()}
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = {"text/plain": repr(self), "text/markdown": self._repr_markdown_()}
+        bundle = self._markdown_bundle()
         if self._mode == "widget":
             view = self.widget()._repr_mimebundle_() or {}
-            key = "application/vnd.jupyter.widget-view+json"
-            if key in view:
-                bundle[key] = view[key]
+            if WIDGET_VIEW in view:
+                bundle[WIDGET_VIEW] = view[WIDGET_VIEW]
         return bundle
 
     def __repr__(self) -> str:
         snap = self._snapshot
         return f"<ResearchTask {self.task_id} {snap.status} {snap.percentage}%>"
+
+
+def _settled(snapshot: TaskSnapshot) -> bool:
+    """Completed with its final result: nothing left for the live widget to show."""
+    return snapshot.status == Status.completed.value and snapshot.result is not None
+
+
+class _SettleToMarkdown:
+    """Listener that turns a displayed widget into the Markdown report once the task completes.
+
+    Widget outputs need the kernel's widget model, which a saved notebook reopened after a
+    restart no longer has ("Error displaying widget: model not found"); Markdown needs nothing.
+    """
+
+    def __init__(self, task: ResearchTask, handle: Any) -> None:
+        self._task, self._handle = task, handle
+        self._done = False
+
+    def on_event(self, event: TaskEvent) -> None:
+        self.check()
+
+    def on_info(self, info: TaskInfo) -> None:
+        self.check()
+
+    def on_end(self, error: BaseException | None) -> None:
+        self.check()
+
+    def check(self) -> None:
+        task = self._task
+        with task._lock:
+            if self._done or not _settled(task._snapshot):
+                return
+            self._done = True
+            bundle = task._markdown_bundle()
+            if self in task._listeners:
+                task._listeners.remove(self)
+        # The widget itself stays: `task.widget()`s and scripts may still read it.
+        self._handle.update(bundle, raw=True)
 
 
 def _copy(snapshot: TaskSnapshot) -> TaskSnapshot:

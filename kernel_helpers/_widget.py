@@ -14,6 +14,7 @@ from jupyter_deepresearch.extension.errors import DeepResearchError
 from jupyter_deepresearch.extension.lifecycle import Action, allowed
 from jupyter_deepresearch.extension.models import TaskInfo
 
+from ._render import sources_in_report
 from ._state import TaskEvent, TaskSnapshot
 
 BADGE_COLOURS = {
@@ -158,7 +159,8 @@ class ResearchWidget(widgets.VBox):
             if s.messages
             else ""
         )
-        self.sources.value = _sources_html(s.sources)
+        # The pipeline's report ends with its own Sources list: list them again only if not.
+        self.sources.value = "" if sources_in_report(s) else _sources_html(s.sources)
         inert = self._actions is None
         self.pause_button.disabled = inert or not allowed(Action.pause, status)
         self.resume_button.disabled = inert or not allowed(Action.resume, status)

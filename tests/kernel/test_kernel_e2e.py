@@ -28,6 +28,8 @@ QUERY = f"reattach units={UNITS} delay=0.2"
 SUBMIT = f"""
 import os, json
 from jupyter_deepresearch.kernel_helpers import research
+from jupyter_deepresearch.kernel_helpers._widget import ResearchWidget
+widgets = lambda task: [w for w in task._listeners if isinstance(w, ResearchWidget)]
 task = research({QUERY!r})
 print(json.dumps({{"pid": os.getpid(), "task_id": task.task_id, "created": task.created,
                    "status": task.status}}))
@@ -38,7 +40,7 @@ print(json.dumps({"report": report, "attempts": task.refresh().attempts,
                   "last_event_id": task.last_event_id, "status": task.status,
                   "history": [e.id for e in task._history],
                   "widgets": [[w.state.status, w.progress.value, w.report_markdown]
-                              for w in task._listeners]}))
+                              for w in widgets(task)]}))
 """
 
 
@@ -153,7 +155,7 @@ def test_the_widgets_buttons_pause_resume_and_cancel_the_real_task(
         wait_info(api, task_id, lambda i: i["percentage"] >= 5)
         press = """
 import time
-[w] = task._listeners
+[w] = widgets(task)
 w.{button}_button.click()
 deadline = time.monotonic() + 10
 while w.state.status != {expected!r} and time.monotonic() < deadline:

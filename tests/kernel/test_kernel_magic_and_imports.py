@@ -61,3 +61,32 @@ def test_importing_the_kernel_side_loads_no_server_or_widget_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_question_mark_at_the_end_is_part_of_the_question(
+    fake: FakeServer, shell: object
+) -> None:
+    # IPython read the trailing `?` as help for `work`: "Object `work` not found."
+    task_routes(fake, task_info())
+    fake.sse_scripts = [[sse(1, "status", {"status": "completed"}), END]]
+    result = shell.run_cell("%research --wait How do generators work?")  # type: ignore[attr-defined]
+    assert result.success
+    assert submitted(fake) == [{"query": "How do generators work?"}]
+
+
+def test_a_help_request_for_the_magic_itself_still_shows_help(shell: object) -> None:
+    transformed = shell.transform_cell("%research?")  # type: ignore[attr-defined]
+    assert "pinfo" in transformed
+
+
+def test_no_question_prints_a_usage_line_not_a_traceback(
+    fake: FakeServer, shell: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from IPython.core.error import UsageError
+
+    result = shell.run_cell("%research --wait")  # type: ignore[attr-defined]
+    assert isinstance(result.error_in_exec, UsageError)
+    err = capsys.readouterr().err
+    assert "UsageError: %research needs a question" in err
+    assert "Traceback" not in err
+    assert submitted(fake) == []

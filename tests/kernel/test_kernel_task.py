@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kernel_fakes import END, TASK_ID, FakeServer, Reply, sse, task_info, task_routes
@@ -21,6 +23,7 @@ from jupyter_deepresearch.kernel_helpers import (
     TaskEvent,
     research,
 )
+from jupyter_deepresearch.kernel_helpers._task import WIDGET_VIEW
 
 RUN = [
     sse(1, "status", {"status": "running"}),
@@ -293,3 +296,69 @@ def test_kernel_shutdown_stops_every_event_thread(fake: FakeServer, client: Rese
     _stop_all()  # what the atexit hook runs when the kernel process exits
     release.set()
     assert not any(t.following for t in tasks)
+
+
+class Published:
+    """What `display()` sends to the front end, as IPython's display publisher sees it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        self.messages: list[dict[str, Any]] = []
+        shell = InteractiveShell.instance()
+
+        def publish(data: dict[str, Any], metadata: Any = None, **kwargs: Any) -> None:
+            self.messages.append({"data": data, **kwargs})
+
+        monkeypatch.setattr(shell.display_pub, "publish", publish)
+
+    def wait_for(self, count: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 10
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.messages
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[Published]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    yield Published(monkeypatch)
+    InteractiveShell.clear_instance()
+
+
+def test_a_displayed_widget_becomes_the_markdown_report_once_the_task_completes(
+    fake: FakeServer, client: ResearchClient, widget_mode: None, published: Published
+) -> None:
+    # A saved notebook reopened after a kernel restart showed "Error displaying widget: model
+    # not found" where the report was: the output kept only a widget view.
+    from IPython.display import display
+
+    release = threading.Event()
+    task_routes(fake, task_info())
+    fake.sse_scripts = [[RUN[0], ("wait", release), *RUN[1:], END]]
+    task = client.research("q", display=False)
+    display(task)
+    release.set()
+    first, update = published.wait_for(2)
+    assert set(first["data"]) == {"text/plain", "text/markdown", WIDGET_VIEW}
+    display_id = first["transient"]["display_id"]
+    assert update["update"] is True and update["transient"]["display_id"] == display_id
+    assert set(update["data"]) == {"text/plain", "text/markdown"}
+    assert "Tasks are cancelled [1]." in update["data"]["text/markdown"]
+    assert "**completed**, 100%" in update["data"]["text/markdown"]
+
+
+def test_a_completed_task_is_displayed_as_markdown_without_a_widget(
+    fake: FakeServer, client: ResearchClient, widget_mode: None, published: Published
+) -> None:
+    from IPython.display import display
+
+    task_routes(fake, task_info())
+    fake.sse_scripts = [[*RUN, END]]
+    task = client.research("q", display=False)
+    task.wait(10)
+    display(task)
+    [shown] = published.wait_for(1)
+    assert set(shown["data"]) == {"text/plain", "text/markdown"}
+    assert "Tasks are cancelled [1]." in shown["data"]["text/markdown"]

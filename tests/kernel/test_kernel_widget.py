@@ -277,3 +277,18 @@ def test_the_buttons_of_a_tasks_widget_call_the_server(
     assert ">cancelled<" in widget.badge.value
     assert [p.rsplit("/", 1)[-1] for p in fake.paths("POST")[1:]] == ["pause", "pause", "cancel"]
     task.stop()
+
+
+def test_sources_the_report_lists_are_not_listed_again(widget: ResearchWidget) -> None:
+    sources = [
+        {"id": "1", "title": "Generators", "url": "https://docs.python.org/3/g.html"},
+        {"id": "2", "title": "notes", "url": "docs/notes.md"},
+    ]
+    report = (
+        "# Generators\n\nThey yield [1][2].\n\n## Sources\n\n"
+        "1. [Generators](https://docs.python.org/3/g.html)\n2. notes — `docs/notes.md`\n"
+    )
+    widget.on_event(ev(1, "result", report=report, sources=sources))
+    widget.on_event(ev(2, "status", status="completed"))
+    assert widget.report_markdown == report
+    assert widget.sources.value == ""
