@@ -1,18 +1,19 @@
-"""The README's set-up steps, run as written, in a fresh virtual environment.
+"""The README's set-up steps: an install enables the extension; CI runs the test command.
 
-Regression: the README once said `jupyter server extension enable jupyter_deepresearch.extension`
-for editable installs, which jupyter_server 2.21 refuses (it only toggles extensions some config
-file already names) while writing nothing, so every route answered 404.
+Regression: an editable install did not install the config file that enables the server
+extension, and the README's `jupyter server extension enable jupyter_deepresearch.extension`
+cannot make up for it on jupyter_server 2.21 (it only toggles extensions some config file
+already names) while writing nothing, so every route answered 404.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
-import sysconfig
+import sys
 import time
-import venv
 from pathlib import Path
 
 import httpx
@@ -34,18 +35,6 @@ def readme_commands(section: str) -> list[str]:
     assert match, f"README has no section {section!r}"
     blocks = re.findall(r"```bash\n(.*?)```", match.group(1), re.S)
     return [line for block in blocks for line in block.splitlines() if line.strip()]
-
-
-@pytest.fixture
-def fresh_env(tmp_path: Path) -> Path:
-    """A new venv that sees this suite's packages (the editable install included) and whose
-    `sys.prefix` holds no Jupyter configuration yet, as after `pip install -e .`."""
-    prefix = tmp_path / "venv"
-    venv.create(prefix, with_pip=False)
-    [site_dir] = (prefix / "lib").glob("python*/site-packages")
-    suite_site = sysconfig.get_paths()["purelib"]
-    (site_dir / "_suite_packages.pth").write_text(f"import site; site.addsitedir({suite_site!r})\n")
-    return prefix
 
 
 def health_status(prefix: Path, workdir: Path) -> int:
@@ -98,24 +87,15 @@ def health_status(prefix: Path, workdir: Path) -> int:
         terminate(process)
 
 
-def test_the_development_steps_enable_the_extension_of_an_editable_install(
-    fresh_env: Path, tmp_path: Path
-) -> None:
-    [enable] = [line for line in readme_commands("Development") if CONFIG_NAME in line]
-    assert health_status(fresh_env, tmp_path / "before") == 404  # what the old step left
-
-    env = {**os.environ, "PATH": f"{fresh_env / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(["bash", "-ec", enable], cwd=REPO, env=env, check=True)
-
-    assert (fresh_env / "etc/jupyter/jupyter_server_config.d" / CONFIG_NAME).is_file()
-    assert health_status(fresh_env, tmp_path / "after") == 200
-
-
-def test_set_up_gives_the_same_enable_step_as_development() -> None:
-    """The editable-install note under Set-up and the Development section agree."""
-    setup = [line for line in readme_commands("Set-up") if CONFIG_NAME in line]
-    development = [line for line in readme_commands("Development") if CONFIG_NAME in line]
-    assert setup == development and len(setup) == 1
+def test_the_install_of_this_environment_enables_the_extension(tmp_path: Path) -> None:
+    """The suite runs on `pip install -e` (the README's test command): that install alone,
+    with no configuration of a user's, makes a server answer our routes."""
+    installed = Path(sys.prefix, "etc/jupyter/jupyter_server_config.d", CONFIG_NAME)
+    assert installed.is_file(), "pip install did not install the config that enables us"
+    assert json.loads(installed.read_text()) == json.loads(
+        (REPO / "jupyter-config/jupyter_server_config.d" / CONFIG_NAME).read_text()
+    )
+    assert health_status(Path(sys.prefix), tmp_path) == 200
 
 
 def test_the_readme_test_command_uses_the_pinned_test_environment() -> None:
