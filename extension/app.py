@@ -21,6 +21,7 @@ from traitlets import (
     Integer,
     List,
     TraitError,
+    Type,
     Unicode,
     default,
     validate,
@@ -31,7 +32,7 @@ from .handlers import route_table
 from .limits import Limits
 from .models import clean_secret
 from .research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
-from .store.base import TaskStore
+from .store.base import StoreSettings, TaskStore
 from .tasks import RequestPolicy, TakeoverPolicy, TaskManager
 
 ACTIVITY_KEY = "deepresearch"
@@ -56,6 +57,14 @@ class DeepResearchApp(ExtensionApp):
         "{jupyter_data_dir}/deepresearch/cache.",
     )
     store = Enum(["files", "redis"], "files", config=True, help="Task store backend.")
+    store_class = Type(
+        None,
+        klass="jupyter_deepresearch.extension.store.base.TaskStore",
+        allow_none=True,
+        config=True,
+        help="A TaskStore subclass to use instead of `store` (a third backend is one module "
+        "plus this setting); it is built with its `from_settings` classmethod.",
+    )
     redis_url = Unicode(
         "redis://127.0.0.1:6379/0",
         config=True,
@@ -224,19 +233,26 @@ class DeepResearchApp(ExtensionApp):
         return Path(jupyter_data_dir()) / "deepresearch" / "cache"
 
     def make_store(self) -> TaskStore:
-        if self.store == "redis":
-            from .store.redis import RedisTaskStore
+        """The store `store_class` (or else `store`) names, built from these settings."""
+        store_class: type[TaskStore]
+        if self.store_class is not None:
+            store_class = self.store_class
+        elif self.store == "redis":
+            from .store.redis import RedisTaskStore  # needs the `redis` extra
 
-            return RedisTaskStore(
-                self.redis_url,
+            store_class = RedisTaskStore
+        else:
+            from .store.files import FileTaskStore
+
+            store_class = FileTaskStore
+        return store_class.from_settings(
+            StoreSettings(
+                storage_dir=self.resolved_storage_dir(),
+                redis_url=self.redis_url,
                 flush_interval=self.flush_interval,
                 retention_seconds=self.max_task_age_hours * 3600,
                 log=self.log,
             )
-        from .store.files import FileTaskStore
-
-        return FileTaskStore(
-            self.resolved_storage_dir(), flush_interval=self.flush_interval, log=self.log
         )
 
     def load_pipeline(self) -> ResearchPipeline:

@@ -7,9 +7,11 @@ Each backend (`files`, later `redis`) implements `TaskStore`. The manager owns t
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from ..lifecycle import EventType, Status, fold
@@ -117,6 +119,17 @@ class TaskState:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """What `DeepResearchApp` tells any backend: `from_settings` picks what it needs."""
+
+    storage_dir: Path
+    redis_url: str = ""
+    flush_interval: float = 1.0
+    retention_seconds: float = 0.0  # finished tasks' retention (0: keep)
+    log: logging.Logger | None = None
+
+
+@dataclass(frozen=True)
 class LeaseRequest:
     """Who takes a lease, and for how long without renewal."""
 
@@ -144,6 +157,11 @@ class TaskStore(abc.ABC):
     """Persistence of tasks and their event logs. All methods are safe to await concurrently."""
 
     kind: str = "abstract"
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: StoreSettings) -> TaskStore:
+        """The store the server's settings describe (each backend reads what it needs)."""
 
     @property
     @abc.abstractmethod

@@ -35,6 +35,7 @@ from .base import (
     Event,
     LeaseRequest,
     OwnerFilter,
+    StoreSettings,
     TaskState,
     TaskStore,
     TaskSummary,
@@ -68,6 +69,10 @@ class FileTaskStore(TaskStore):
     """Tasks as files in one folder; safe to share between servers on one volume."""
 
     kind = "files"
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> FileTaskStore:
+        return cls(settings.storage_dir, flush_interval=settings.flush_interval, log=settings.log)
 
     @property
     def location(self) -> str:

@@ -58,6 +58,7 @@ from .base import (
     Event,
     LeaseRequest,
     OwnerFilter,
+    StoreSettings,
     TaskState,
     TaskStore,
     TaskSummary,
@@ -157,6 +158,15 @@ class RedisTaskStore(TaskStore):
     """Tasks in Redis; any number of servers and workers may share one database."""
 
     kind = "redis"
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings) -> RedisTaskStore:
+        return cls(
+            settings.redis_url,
+            flush_interval=settings.flush_interval,
+            retention_seconds=settings.retention_seconds,
+            log=settings.log,
+        )
 
     @property
     def location(self) -> str:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from jupyter_deepresearch.extension.store.base import TaskState, TaskStore
+from jupyter_deepresearch.extension.store.files import FileTaskStore
 
 StoreFactory = Callable[[], TaskStore]
 
@@ -41,3 +42,9 @@ async def opened_store(make_store: StoreFactory) -> AsyncIterator[TaskStore]:
 
 def new_state() -> TaskState:
     return TaskState(task_id=uuid.uuid4().hex, request={"query": "q"}, owner="alice")
+
+
+class RenamedFileStore(FileTaskStore):
+    """A third backend for the `store_class` setting's test: one module plus configuration."""
+
+    kind = "renamed-files"

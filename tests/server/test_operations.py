@@ -150,3 +150,28 @@ async def test_openapi_document_matches_the_handlers(api: Any) -> None:
                     routed.add((concrete, method))
     assert documented == routed
     assert served["components"]["schemas"]["ResearchRequest"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "dr_config",
+    [
+        {
+            "pipeline": "dr_testing.pipelines:stepped",
+            "store_class": "dr_testing.stores.RenamedFileStore",
+        }
+    ],
+)
+async def test_store_class_plugs_in_another_backend(api: Any, dr_app: Any) -> None:
+    health = body(await api("GET", "health"))
+    assert health["store"]["kind"] == "renamed-files"
+    task_id = body(await api("POST", "tasks", body={"query": "plugged units=1"}))["task_id"]
+    assert (await wait_status(api, task_id, "completed"))["status"] == "completed"
+
+
+def test_store_class_must_be_a_task_store() -> None:
+    from traitlets import TraitError
+
+    from jupyter_deepresearch.extension.app import DeepResearchApp
+
+    with pytest.raises(TraitError):
+        DeepResearchApp(store_class="pathlib.Path")
