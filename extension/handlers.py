@@ -141,7 +141,7 @@ class DeepResearchHandler(APIHandler):
         return f"{self.base_url.rstrip('/')}/{API_PREFIX}/tasks/{task_id}"
 
 
-class SSEMixin(DeepResearchHandler):
+class EventStreamHandler(DeepResearchHandler):
     """Streams a task's events as Server-Sent Events until it ends or the client leaves."""
 
     _closed: asyncio.Event | None = None
@@ -261,7 +261,7 @@ class TaskActionHandler(DeepResearchHandler):
         self.write_task(state)
 
 
-class TaskEventsHandler(SSEMixin):
+class TaskEventsHandler(EventStreamHandler):
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
@@ -277,7 +277,7 @@ class TaskEventsHandler(SSEMixin):
         await self.stream(state, after, follow=follow)
 
 
-class ResearchHandler(SSEMixin):
+class ResearchHandler(EventStreamHandler):
     """The seed's one-shot form: create-or-attach, and the response is the event stream."""
 
     @web.authenticated

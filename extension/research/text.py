@@ -1,4 +1,4 @@
-"""Our own text tools: tokenizer, stemmer, sentence splitter, keyphrases. Pure and deterministic.
+"""Text tools: tokenizer (with PyStemmer's Snowball stemmer), sentences, keyphrases. Pure.
 
 Nothing here downloads data or depends on hash ordering, so the same text always gives the same
 tokens, sentences and phrases (the extractive writer's reports are byte-identical across runs).

@@ -37,7 +37,8 @@ from ..errors import LeaseLost, StoreUnavailable
 from ..ids import is_task_id
 from ..lifecycle import EventType
 from ..models import Status
-from ._redis_keys import (
+from ._redis_keys import Keys, RedisSettings
+from ._redis_scripts import (
     ACQUIRE_SCRIPT,
     CHECKPOINT_SCRIPT,
     CREATE_SCRIPT,
@@ -49,8 +50,6 @@ from ._redis_keys import (
     RENEW_SCRIPT,
     RESET_SCRIPT,
     WRITTEN,
-    Keys,
-    RedisSettings,
 )
 from .base import (
     CONTROL_ACTIONS,
