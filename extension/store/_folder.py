@@ -17,7 +17,7 @@ from ..ids import checked_task_id, is_task_id
 from . import _journal as journal
 from ._atomic import atomic_write
 from .base import TaskSummary
-from .seed_format import read_summary
+from .seed_format import SnapshotError, decode_snapshot, read_summary, summary_of
 
 LOCK_TIMEOUT = 30.0
 HEAD_BYTES = 4096  # a snapshot's first line (its summary) fits in one read
@@ -106,6 +106,8 @@ HeadCache = dict[str, tuple[Stamp, TaskSummary]]
 # "Racy git": a snapshot whose mtime is this close to the scan's start may still be rewritten
 # within the same clock tick (same size, perhaps the same inode), so its row is not cached.
 RACY_NS = 2_000_000_000
+# Seed-format snapshots hold every output; larger ones are left to the store's full load.
+MAX_SEED_BYTES = 4_000_000
 
 
 class Scan(NamedTuple):
@@ -168,6 +170,10 @@ def scan(
             except FileNotFoundError:
                 continue
             stamp, row = found
+            if row is None and known is None and task_id not in logs:
+                # The seed app's format (no sidecars, no head line): the row comes from the
+                # whole file, read once and then trusted by stamp like a head.
+                stamp, row = _read_seed(path, task_id)
             if row is not None and stamp[1] < settled:
                 seen[task_id] = (stamp, row)
             if row is not None and check_logs and task_id in logs:
@@ -193,6 +199,21 @@ def _read_head(path: str, task_id: str) -> tuple[Stamp, TaskSummary | None]:
         info = os.fstat(f.fileno())
         head = f.read(HEAD_BYTES)
     return (info.st_ino, info.st_mtime_ns, info.st_size), read_summary(head, task_id)
+
+
+def _read_seed(path: str, task_id: str) -> tuple[Stamp, TaskSummary | None]:
+    """A seed-format snapshot's stamp and row (None: not the seed's format, or damaged)."""
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        data = f.read(MAX_SEED_BYTES + 1)
+    stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+    if len(data) > MAX_SEED_BYTES:
+        return stamp, None  # read through the store's full load, as before
+    try:
+        state, seeded = decode_snapshot(data, task_id)
+    except (SnapshotError, ValueError):
+        return stamp, None  # damaged: the full load moves it aside and says so
+    return stamp, summary_of(state) if seeded else None
 
 
 def write_lines(

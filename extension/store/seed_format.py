@@ -259,7 +259,8 @@ def _from_seed(snap: _Snapshot) -> TaskState:
         state.error = progress.error or "The task failed."
     if progress.status is Status.paused:
         state.paused_by = PauseReason.user.value
-    state.last_event_id = len(synthesize_events(state, 1))
+    # Ids 1..n: one per output, then the result (if any) and the status (see synthesize_events).
+    state.last_event_id = len(state.outputs) + (state.result is not None) + 1
     return state
 
 

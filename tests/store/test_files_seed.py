@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -33,7 +34,7 @@ def test_fixtures_follow_the_schema() -> None:
 
 
 @async_test
-async def test_every_seed_task_is_listed_without_touching_files(seed_folder: Path) -> None:
+async def test_every_seed_task_is_listed_without_touching_its_files(seed_folder: Path) -> None:
     before = {p.name: p.read_bytes() for p in seed_folder.iterdir()}
     async with opened(seed_folder) as store:
         rows = {row.task_id: row for row in await store.summaries()}
@@ -45,7 +46,38 @@ async def test_every_seed_task_is_listed_without_touching_files(seed_folder: Pat
         }
         for task_id in rows:
             assert await store.load(task_id) is not None
-    assert {p.name: p.read_bytes() for p in seed_folder.iterdir()} == before
+    after = {p.name: p.read_bytes() for p in seed_folder.iterdir()}
+    assert {name: after[name] for name in before} == before  # the seed's files, byte for byte
+    assert set(after) - set(before) <= {".listing.cache"}  # our rows of them, by stamp
+
+
+@async_test
+async def test_seed_files_are_read_once_then_listed_from_the_cache(
+    seed_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: seed-format files (no head line, no sidecars) were read whole on every
+    listing, so `GET health` on 10,000 of them took seconds, every time."""
+    from jupyter_deepresearch.extension.store import _folder
+
+    reads: list[str] = []
+    real = _folder.decode_snapshot
+
+    def counted(data: bytes, task_id: str) -> Any:
+        reads.append(task_id)
+        return real(data, task_id)
+
+    monkeypatch.setattr(_folder, "decode_snapshot", counted)
+    async with opened(seed_folder) as store:
+        first = {row.task_id: row.status for row in await store.summaries()}
+        assert len(reads) == len(first) == 4
+        reads.clear()
+        again = {row.task_id: row.status for row in await store.summaries()}
+        assert (again, reads) == (first, [])
+        await store.health()
+        assert reads == []
+    async with opened(seed_folder) as store:  # a restart: the persisted cache serves the rows
+        assert {row.task_id: row.status for row in await store.summaries()} == first
+        assert reads == []
 
 
 @async_test
