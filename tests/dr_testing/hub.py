@@ -62,12 +62,14 @@ class Hub:
         server_settings: dict[str, Any] | None = None,
         services: list[dict[str, Any]] | None = None,
         roles: list[dict[str, Any]] | None = None,
+        server_env: dict[str, str] | None = None,
     ) -> None:
         self.folder = folder
         self.users = users
         self.server_settings = server_settings or {}
         self.services = services or []
         self.roles = roles or []
+        self.server_env = server_env or {}
         self.port = 0
         self.admin_token = secrets.token_hex(16)
         self.process: subprocess.Popen[bytes] | None = None
@@ -117,6 +119,7 @@ class Hub:
             "admin_token": self.admin_token,
             "services": self.services,
             "roles": self.roles,
+            "server_env": self.server_env,
         }
         path = self.folder / "jupyterhub_config.py"
         path.write_text(HUB_CONFIG.format(settings=json.dumps(config)))
@@ -233,6 +236,7 @@ c.Spawner.http_timeout = 60
 c.Spawner.environment = {{
     "JUPYTER_CONFIG_PATH": settings["server_config"],
     "PYTHONPATH": settings["pythonpath"],
+    **settings["server_env"],
 }}
 c.JupyterHub.services = [{{"name": "tests", "api_token": settings["admin_token"]}}] + settings[
     "services"
