@@ -89,7 +89,7 @@ async def paced_real(ctx: ResearchContext) -> ResearchResult:
     from jupyter_deepresearch.extension.research import run_research
 
     pace = float(os.environ.get("DR_TEST_PACE", "0.15"))
-    return await run_research(_Paced(ctx, pace))  # type: ignore[arg-type]
+    return await run_research(_Paced(ctx, pace))
 
 
 async def leaky(ctx: ResearchContext) -> ResearchResult:

@@ -234,7 +234,7 @@ def test_parse_learnings_maps_citations_to_sources() -> None:
         "Learnings:\n- A fact [1].\n- Two facts [1][2]\n- Bad number [9]\n"
         "Follow-up questions:\n- Why?\n"
     )
-    parsed = parse_learnings(text, "q", hits)  # type: ignore[arg-type]
+    parsed = parse_learnings(text, "q", hits)
     assert parsed["learnings"] == [
         {"text": "A fact.", "sources": ["u1"]},
         {"text": "Two facts", "sources": ["u1", "u2"]},

@@ -89,7 +89,7 @@ def test_plan_and_queries_from_the_question() -> None:
     previous = [
         {"query": q["query"], "learnings": [], "followups": ["CancelledError"]} for q in first
     ]
-    second = make_queries("How does asyncio cancel a task?", previous, 2)  # type: ignore[arg-type]
+    second = make_queries("How does asyncio cancel a task?", previous, 2)
     assert "CancelledError" in second[0]["query"]
     assert not {q["query"] for q in second} & {q["query"] for q in first}
 
@@ -105,7 +105,7 @@ def test_learnings_cite_their_hits() -> None:
         {"id": "python:b", "title": "b", "url": "python:b", "text": "Nothing relevant in here."},
     ]
     spec = {"query": "cancel task", "goal": ""}
-    learnings = extract_learnings("How to cancel a task?", spec, hits)  # type: ignore[arg-type]
+    learnings = extract_learnings("How to cancel a task?", spec, hits)
     first = learnings["learnings"][0]
     assert first["text"].startswith("Request that this task cancel itself.")
     assert first["sources"] == ["python:a.cancel"]

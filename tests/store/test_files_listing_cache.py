@@ -364,7 +364,7 @@ async def test_listings_asked_together_share_scans_that_start_after_the_ask(
             assert gate.wait(30)
         return found
 
-    reader._listing.scan = gated  # type: ignore[method-assign]
+    reader._listing.scan = gated
     held = asyncio.create_task(reader.summaries())
     assert await asyncio.to_thread(entered.wait, 30)
     [second] = await write_tasks(folder, [Status.running])  # another server, meanwhile
@@ -408,7 +408,7 @@ async def test_a_task_let_go_while_a_shared_scan_runs_is_counted_as_it_is_now(
             assert gate.wait(30)
             return found
 
-        store._listing.scan = gated  # type: ignore[method-assign]
+        store._listing.scan = gated
         held = asyncio.create_task(store.unfinished())
         assert await asyncio.to_thread(entered.wait, 30)
         await finish(store, state)
@@ -441,7 +441,7 @@ async def test_a_recent_scan_of_an_unchanged_folder_serves_health_and_takeover(
         scans.append(1)
         return real()
 
-    store._listing.scan = counted  # type: ignore[method-assign]
+    store._listing.scan = counted
     assert [r.task_id for r in await store.unfinished()] == [states[1].task_id]
     assert (await store.health())["tasks"] == 2
     assert [r.task_id for r in await store.unfinished()] == [states[1].task_id]
