@@ -263,7 +263,7 @@ async def plant(store: TaskStore, model_id: str, names: list[str]) -> None:
         for name in names:
             (directory / f"{name}.json").write_text(json.dumps({"taskId": name, **seed}))
         return
-    client, prefix = store.client, store.keys.prefix
+    client, prefix = store.client, store.keys.prefix  # type: ignore[attr-defined]
     fields = await client.hgetall(f"{prefix}task:{model_id}")
     for name in names:
         await client.hset(f"{prefix}task:{name}", mapping=fields)

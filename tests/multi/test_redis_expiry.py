@@ -210,9 +210,9 @@ async def test_expire_sweeps_many_untimed_tasks_in_a_few_round_trips(url: str) -
             calls += 1
             return await call(*args, **kwargs)
 
-        store._call = counted
+        store._call = counted  # type: ignore[method-assign]
         removed = await store.expire(cutoff)
-        store._call = call
+        store._call = call  # type: ignore[method-assign]
         assert sorted(removed) == sorted(state.task_id for state in old)
         assert calls <= 4  # listing, rows, deletes: not one round trip per task
 

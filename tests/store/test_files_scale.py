@@ -79,7 +79,7 @@ async def test_first_event_comes_from_the_index_for_any_after(
         stream = store.events(task_id, after)
         first = await stream.__anext__()
         timings[after] = time.perf_counter() - start
-        await stream.aclose()
+        await stream.aclose()  # type: ignore[attr-defined]  # typed AsyncIterator, is a generator
         assert first.id == after + 1
         assert len(offsets) == 1  # one bounded read, not the whole log
         with open(log, "rb") as f:  # it seeked straight to the event's line

@@ -85,7 +85,7 @@ def test_a_resume_waits_for_the_server_that_paused_the_task_to_let_it_go(tmp_pat
                 await let_go.wait()
                 await release(task_id)
 
-            a.runner.let_go = late_let_go
+            a.runner.let_go = late_let_go  # type: ignore[method-assign]
             paused = await b.pause(state.task_id)
             assert paused.status is Status.paused
             resuming = asyncio.create_task(b.resume(state.task_id))
