@@ -76,7 +76,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 out = RESULTS / "fanout-profile.txt"
                 from _common import start_profile
 
-                profiler = start_profile(server.process.pid, out, 12)  # type: ignore[union-attr]
+                profiler = start_profile(server.process.pid, out, 12)
                 await asyncio.sleep(1.0)
                 await one_round(server, max(args.levels), args.events, "profiled")
                 profiler.wait()

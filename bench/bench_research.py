@@ -21,6 +21,7 @@ from typing import Any
 
 from jupyter_deepresearch.extension.models import ResearchRequest
 from jupyter_deepresearch.extension.research import index, run_research
+from jupyter_deepresearch.extension.research.context import DEFAULT_MAX_SOURCE_FILE_BYTES
 
 RESULTS = Path(__file__).parent / "results" / "research.json"
 
@@ -46,6 +47,7 @@ class _Ctx:
     root_dir: Path
     cache_dir: Path
     checkpoints: dict[str, Any] = field(default_factory=dict)
+    max_source_file_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES
 
     async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
         return None

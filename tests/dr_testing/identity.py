@@ -7,7 +7,7 @@ from typing import Any
 from jupyter_server.auth.identity import IdentityProvider, User
 
 
-class TokenPerUserIdentityProvider(IdentityProvider):  # type: ignore[misc]
+class TokenPerUserIdentityProvider(IdentityProvider):
     """`Authorization: token token-<name>` authenticates as <name>; anything else is anonymous."""
 
     @property

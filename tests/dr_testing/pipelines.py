@@ -16,6 +16,7 @@ import asyncio
 import os
 import re
 from collections import Counter
+from typing import Any
 
 from jupyter_deepresearch.extension.errors import MissingCredentials, ResearchError
 from jupyter_deepresearch.extension.models import ResearchResult, SourceRef
@@ -30,6 +31,13 @@ FAILED: set[str] = set()
 def _option(query: str, name: str, default: str) -> str:
     match = re.search(rf"\b{re.escape(name)}=(\S+)", query)
     return match.group(1) if match else default
+
+
+def _saved(ctx: ResearchContext, key: str) -> Any:
+    """A checkpoint this run has (every unit saved one, now or in an earlier attempt)."""
+    value = ctx.checkpoint(key)
+    assert value is not None, f"no checkpoint {key!r}"
+    return value
 
 
 async def stepped(ctx: ResearchContext) -> ResearchResult:
@@ -61,7 +69,7 @@ async def stepped(ctx: ResearchContext) -> ResearchResult:
             await ctx.output(text)
             await ctx.save_checkpoint(key, {"text": text})
         await ctx.progress("search", int(100 * (unit + 1) / (units + 1)), f"unit {unit}")
-    lines = [ctx.checkpoint(f"unit-{unit}")["text"] for unit in range(units)]
+    lines = [_saved(ctx, f"unit-{unit}")["text"] for unit in range(units)]
     report = "# Report\n\n" + "\n".join(f"- {line} [1]" for line in lines)
     await ctx.progress("report", 100, "Report written")
     return ResearchResult(
@@ -76,7 +84,7 @@ class _Paced:
         self._ctx = ctx
         self._seconds = seconds
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:  # Any: it stands for every other context member
         return getattr(self._ctx, name)
 
     async def progress(self, step: str, percentage: int, message: str | None = None) -> None:
@@ -89,7 +97,7 @@ async def paced_real(ctx: ResearchContext) -> ResearchResult:
     from jupyter_deepresearch.extension.research import run_research
 
     pace = float(os.environ.get("DR_TEST_PACE", "0.15"))
-    return await run_research(_Paced(ctx, pace))  # type: ignore[arg-type]
+    return await run_research(_Paced(ctx, pace))
 
 
 async def leaky(ctx: ResearchContext) -> ResearchResult:

@@ -142,8 +142,9 @@ def test_resume_points_are_a_4xx(
     client: httpx.Client, task_id: str, after: str | None, last_event_id: str | None
 ) -> None:
     params = {"follow": "false", **({"after": after} if after is not None else {})}
-    # Header values go as UTF-8 bytes, as a browser sends them.
-    headers = {"Last-Event-ID": last_event_id.encode()} if last_event_id is not None else {}
+    # Header values go as UTF-8 bytes, as a browser sends them; the name is bytes too because
+    # httpx types a headers mapping as all-str or all-bytes (it sends the same ASCII name).
+    headers = {b"Last-Event-ID": last_event_id.encode()} if last_event_id is not None else {}
     response = client.get(f"tasks/{task_id}/events", params=params, headers=headers)
     assert_client_error(response, 200, 204)
 
@@ -160,7 +161,7 @@ def test_research_never_creates_a_task_it_then_refuses(
     # A new query on every call, replays included: a task left by an earlier call of the same
     # example must not hide (or fake) one created by this call.
     body = {"query": f"resume point {next(CALLS)} {last_event_id!r} units=1"}
-    headers = {"Last-Event-ID": last_event_id.encode()}
+    headers = {b"Last-Event-ID": last_event_id.encode()}
     with client.stream("POST", "research", json=body, headers=headers) as response:
         if response.status_code < 300:
             return  # a valid resume point: it streams (and created the task, rightly)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kernel_fakes import END, TASK_ID, FakeServer, sse, task_info, task_routes
 
-from jupyter_deepresearch.extension.models import TaskInfo
+from jupyter_deepresearch.extension.models import ResearchResult, Status, TaskInfo
 from jupyter_deepresearch.kernel_helpers import ConflictError, ResearchClient, TaskEvent
 from jupyter_deepresearch.kernel_helpers._state import TaskSnapshot
 from jupyter_deepresearch.kernel_helpers._widget import ResearchWidget
@@ -163,7 +163,7 @@ def test_a_fresher_task_info_moves_the_widget(widget: ResearchWidget) -> None:
     now = datetime.now(timezone.utc)
     info = TaskInfo(
         task_id=TASK_ID,
-        status="paused",
+        status=Status.paused,
         percentage=40,
         step="search",
         created_at=now,
@@ -182,14 +182,14 @@ def test_replayed_history_adds_messages_without_moving_status_back(actions: Acti
     now = datetime.now(timezone.utc)
     info = TaskInfo(
         task_id=TASK_ID,
-        status="completed",
+        status=Status.completed,
         percentage=100,
         step="report",
         created_at=now,
         updated_at=now,
         request={"query": "q"},
         last_event_id=3,
-        result={"report": "Final", "sources": []},
+        result=ResearchResult(report="Final", sources=[]),
     )
     widget = ResearchWidget(TaskSnapshot.from_info(info), actions=actions)
     widget.on_event(ev(1, "status", status="running"))

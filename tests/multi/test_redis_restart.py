@@ -50,8 +50,8 @@ def test_redis_restart_mid_task_gives_503_then_the_task_completes(tmp_path: Path
     ids = [event_id for event_id, _, _ in events]
     assert ids == list(range(1, len(ids) + 1))
     by_id = {event_id: (kind, data) for event_id, kind, data in events}
-    for event_id, kind, data in seen:  # nothing Redis kept was lost or renumbered
-        assert by_id[event_id] == (kind, data)
+    for event_id, kind, payload in seen:  # nothing Redis kept was lost or renumbered
+        assert by_id[event_id] == (kind, payload)
     outputs = [data["text"] for _, kind, data in events if kind == "output"]
     assert outputs == [f"Unit {n} of {query!r} done." for n in range(10)]
     assert done["attempts"] >= 2

@@ -162,7 +162,7 @@ class _LLMHandler(BaseHTTPRequestHandler):
 
     @property
     def fake(self) -> FakeLLM:
-        return self.server.fake  # type: ignore[attr-defined,no-any-return]
+        return self.server.fake  # type: ignore[attr-defined]
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()

@@ -14,7 +14,7 @@ from research_fakes import FAST, FakeLLM, FakeSearXNG, MemoryContext, free_port
 from jupyter_deepresearch.extension.errors import MissingCredentials, ResearchError
 from jupyter_deepresearch.extension.models import AISettings
 from jupyter_deepresearch.extension.research import run_research
-from jupyter_deepresearch.extension.research.base import RunOptions
+from jupyter_deepresearch.extension.research.base import Hit, RunOptions
 from jupyter_deepresearch.extension.research.openai_compat import (
     OpenAICompatible,
     parse_learnings,
@@ -227,14 +227,14 @@ def test_parse_queries_json_and_lines() -> None:
 
 
 def test_parse_learnings_maps_citations_to_sources() -> None:
-    hits = [
+    hits: list[Hit] = [
         {"id": f"u{i}", "title": f"t{i}", "url": f"https://x/{i}", "text": "..."} for i in (1, 2)
     ]
     text = (
         "Learnings:\n- A fact [1].\n- Two facts [1][2]\n- Bad number [9]\n"
         "Follow-up questions:\n- Why?\n"
     )
-    parsed = parse_learnings(text, "q", hits)  # type: ignore[arg-type]
+    parsed = parse_learnings(text, "q", hits)
     assert parsed["learnings"] == [
         {"text": "A fact.", "sources": ["u1"]},
         {"text": "Two facts", "sources": ["u1", "u2"]},

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from jupyter_deepresearch.extension.research.base import NumberedSource, ReportJob
+from jupyter_deepresearch.extension.research.base import (
+    Hit,
+    Learnings,
+    NumberedSource,
+    QuerySpec,
+    ReportJob,
+)
 from jupyter_deepresearch.extension.research.citations import (
     cited_numbers,
     renumber,
@@ -86,16 +92,16 @@ def test_plan_and_queries_from_the_question() -> None:
     first = make_queries("How does asyncio cancel a task?", [], 3)
     assert first[0]["query"] == "How does asyncio cancel a task?"
     assert len({q["query"] for q in first}) == 3
-    previous = [
+    previous: list[Learnings] = [
         {"query": q["query"], "learnings": [], "followups": ["CancelledError"]} for q in first
     ]
-    second = make_queries("How does asyncio cancel a task?", previous, 2)  # type: ignore[arg-type]
+    second = make_queries("How does asyncio cancel a task?", previous, 2)
     assert "CancelledError" in second[0]["query"]
     assert not {q["query"] for q in second} & {q["query"] for q in first}
 
 
 def test_learnings_cite_their_hits() -> None:
-    hits = [
+    hits: list[Hit] = [
         {
             "id": "python:a.cancel",
             "title": "a.cancel()",
@@ -104,8 +110,8 @@ def test_learnings_cite_their_hits() -> None:
         },
         {"id": "python:b", "title": "b", "url": "python:b", "text": "Nothing relevant in here."},
     ]
-    spec = {"query": "cancel task", "goal": ""}
-    learnings = extract_learnings("How to cancel a task?", spec, hits)  # type: ignore[arg-type]
+    spec: QuerySpec = {"query": "cancel task", "goal": ""}
+    learnings = extract_learnings("How to cancel a task?", spec, hits)
     first = learnings["learnings"][0]
     assert first["text"].startswith("Request that this task cancel itself.")
     assert first["sources"] == ["python:a.cancel"]

@@ -78,8 +78,8 @@ def test_sigkill_mid_task_then_restart_resumes_from_checkpoint(tmp_path: Path) -
     by_id = {event_id: event for event_id, *event in events}
     for event_id, kind, data in seen:
         assert by_id[event_id] == [kind, data]
-    outputs = [json.loads(data)["text"] for _, kind, data in events if kind == "output"]
-    assert outputs == [f"Unit {n} of {query!r} done." for n in range(8)]
+    texts = [json.loads(data)["text"] for _, kind, data in events if kind == "output"]
+    assert texts == [f"Unit {n} of {query!r} done." for n in range(8)]
     assert "Resuming task" in second.log()
 
 

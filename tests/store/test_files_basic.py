@@ -209,15 +209,15 @@ async def test_events_flushed_while_a_reader_reads_are_not_missed(folder: Path) 
         for i in range(4):
             await store.append(state, "output", {"text": f"buffered {i}"})
         real_io = store._io
-        flushes = []
+        flushes: list[int] = []
 
-        async def io(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        async def io(fn, *args, **kwargs):
             result = await real_io(fn, *args, **kwargs)
             if fn is journal.read_events and result[2] and len(flushes) < 1:
                 flushes.append(1)  # the moment between the reader's disk pass and its buffer look
                 await store.flush()
             return result
 
-        store._io = io  # type: ignore[method-assign]
+        store._io = io
         ids = [e.id for e in await collect(store, state.task_id, 2)]
         assert flushes and ids == list(range(3, state.last_event_id + 1))

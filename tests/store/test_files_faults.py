@@ -57,7 +57,7 @@ async def test_damaged_snapshot_is_quarantined_and_rebuilt(
         assert getattr(loaded, name) == getattr(state, name), name
     assert (loaded.request, loaded.owner) == (state.request, state.owner)
     assert loaded.finished_at is not None
-    assert abs((loaded.finished_at - state.finished_at).total_seconds()) < 0.01  # type: ignore[operator]
+    assert abs((loaded.finished_at - state.finished_at).total_seconds()) < 0.01
     assert len(list(folder.glob(f"{state.task_id}.json.corrupt-*"))) == 1
     assert any(state.task_id in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     jsonschema.validate(json.loads(snap.read_bytes()), SNAPSHOT_SCHEMA)  # rewritten whole

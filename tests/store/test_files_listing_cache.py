@@ -15,6 +15,7 @@ import os
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store_helpers import async_test, finish, new_state, opened, run_task
@@ -356,7 +357,7 @@ async def test_listings_asked_together_share_scans_that_start_after_the_ask(
     scans: list[int] = []
     real = reader._listing.scan
 
-    def gated() -> object:
+    def gated() -> store_folder.Scan:
         scans.append(len(scans))
         found = real()
         if len(scans) == 1:  # the first scan has read the folder; it finishes once let go
@@ -368,7 +369,7 @@ async def test_listings_asked_together_share_scans_that_start_after_the_ask(
     held = asyncio.create_task(reader.summaries())
     assert await asyncio.to_thread(entered.wait, 30)
     [second] = await write_tasks(folder, [Status.running])  # another server, meanwhile
-    waiting = [
+    waiting: list[asyncio.Task[Any]] = [  # results of three types
         asyncio.create_task(reader.summaries()),
         asyncio.create_task(reader.unfinished()),
         asyncio.create_task(reader.health()),
@@ -402,13 +403,13 @@ async def test_a_task_let_go_while_a_shared_scan_runs_is_counted_as_it_is_now(
         entered, gate = threading.Event(), threading.Event()
         real = store._listing.scan
 
-        def gated() -> object:
+        def gated() -> store_folder.Scan:
             found = real()
             entered.set()
             assert gate.wait(30)
             return found
 
-        store._listing.scan = gated  # type: ignore[method-assign]
+        store._listing.scan = gated
         held = asyncio.create_task(store.unfinished())
         assert await asyncio.to_thread(entered.wait, 30)
         await finish(store, state)
@@ -437,7 +438,7 @@ async def test_a_recent_scan_of_an_unchanged_folder_serves_health_and_takeover(
     scans: list[int] = []
     real = store._listing.scan
 
-    def counted() -> object:
+    def counted() -> store_folder.Scan:
         scans.append(1)
         return real()
 

@@ -34,7 +34,7 @@ async def test_fresh_store_reads_a_long_task_head_and_first_event_without_its_hi
         head = await fresh.peek(state.task_id)
         stream = fresh.events(state.task_id, 0)
         first = await stream.__anext__()
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()  # type: ignore[attr-defined]  # typed AsyncIterator, is a generator
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

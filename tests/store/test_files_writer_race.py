@@ -24,7 +24,7 @@ async def test_log_growing_during_a_write_is_rechecked(
         await store.flush()
     paths = folder.task_paths(folder_path, state.task_id)
     real_repair = journal.repair
-    grown = []
+    grown: list[bool] = []
 
     def repair_then_grow(log_path: Path, idx_path: Path) -> journal.Tail:
         tail = real_repair(log_path, idx_path)
