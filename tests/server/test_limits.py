@@ -44,7 +44,7 @@ def message(response: Any) -> str:
     "dr_config",
     [{"pipeline": "dr_testing.pipelines:stepped", "max_unfinished_tasks_per_user": 2}],
 )
-async def test_unfinished_tasks_per_user(as_user: Any) -> None:
+async def test_unfinished_tasks_per_user(as_user: Any, dr_config: Any) -> None:
     first = await as_user("alice", "POST", "tasks", body={"query": f"one {SLOW}"})
     await as_user("alice", "POST", "tasks", body={"query": f"two {SLOW}"})
     refused = await as_user("alice", "POST", "tasks", body={"query": f"three {SLOW}"})
@@ -69,7 +69,7 @@ async def test_unfinished_tasks_per_user(as_user: Any) -> None:
     "dr_config",
     [{"pipeline": "dr_testing.pipelines:stepped", "max_stored_tasks_per_user": 2}],
 )
-async def test_stored_tasks_per_user(as_user: Any, api: Any) -> None:
+async def test_stored_tasks_per_user(as_user: Any, dr_config: Any) -> None:
     ids = []
     for query in ("a units=1", "b units=1"):
         created = await as_user("alice", "POST", "tasks", body={"query": query})
@@ -93,7 +93,7 @@ async def test_stored_tasks_per_user(as_user: Any, api: Any) -> None:
         }
     ],
 )
-async def test_queue_length_of_the_server(as_user: Any) -> None:
+async def test_queue_length_of_the_server(as_user: Any, dr_config: Any) -> None:
     assert (await as_user("alice", "POST", "tasks", body={"query": f"run {SLOW}"})).code == 201
     assert (await as_user("alice", "POST", "tasks", body={"query": f"wait {SLOW}"})).code == 201
     refused = await as_user("bob", "POST", "tasks", body={"query": f"more {SLOW}"})

@@ -118,7 +118,9 @@ async def test_logs_name_task_ids(
 @pytest.mark.parametrize(
     "dr_config", [{"pipeline": "dr_testing.pipelines:stepped", "max_task_age_hours": 1.0}]
 )
-async def test_expiry_deletes_only_old_finished_tasks(api: Any, dr_app: Any) -> None:
+async def test_expiry_deletes_only_old_finished_tasks(
+    api: Any, dr_app: Any, dr_config: Any
+) -> None:
     finished = body(await api("POST", "tasks", body={"query": "old units=1"}))["task_id"]
     await wait_status(api, finished, "completed")
     paused = body(await api("POST", "tasks", body={"query": "kept needs-key units=1"}))["task_id"]
@@ -161,7 +163,7 @@ async def test_openapi_document_matches_the_handlers(api: Any) -> None:
         }
     ],
 )
-async def test_store_class_plugs_in_another_backend(api: Any, dr_app: Any) -> None:
+async def test_store_class_plugs_in_another_backend(api: Any, dr_app: Any, dr_config: Any) -> None:
     health = body(await api("GET", "health"))
     assert health["store"]["kind"] == "renamed-files"
     task_id = body(await api("POST", "tasks", body={"query": "plugged units=1"}))["task_id"]
