@@ -43,7 +43,8 @@ from .base import (
     expiry_cutoff,
     utcnow,
 )
-from .seed_format import encode_snapshot, snapshot_parts, summary_of, synthesize_events
+from .codec import summary_of
+from .seed_format import encode_snapshot, snapshot_parts, synthesize_events
 
 _READ_BUDGET = 256 * 1024  # bytes of log read per worker-thread hop while streaming events
 _FIRST_READ = 16 * 1024  # the first hop is small: the first event comes fast and costs little

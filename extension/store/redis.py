@@ -64,80 +64,16 @@ from .base import (
     count_by_status,
     expiry_cutoff,
 )
+from .codec import LISTING_FIELDS, from_hash, hash_fields, hash_summary, hash_value
 from .owners import owner_gone
-from .seed_format import iso, parse_iso
 
 _T = TypeVar("_T")
 _BATCH = 1000  # stream entries per XRANGE round trip
 _POOL_SIZE = 32  # connections for ordinary commands (pipelines keep the count low)
 _TAIL_POOL_SIZE = 1024  # blocking reads: one per task followed from another server
 _KEYS_PER_SCRIPT = 500  # tasks per index-upkeep script call; the calls share one pipeline
-_ROW_FIELDS = ("status", "owner", "createdAt", "updatedAt", "finishedAt", "pausedBy")
 # How a terminal status reads in a hash, for the scripts that drop finished ids from `active`.
 _TERMINAL_JSON = tuple(json.dumps(s.value) for s in Status if s.terminal)
-
-
-def _head(state: TaskState) -> dict[str, str]:
-    """The task hash's fields: JSON values, so types survive the round trip."""
-    fields: dict[str, Any] = {
-        "taskId": state.task_id,
-        "request": state.request,
-        "owner": state.owner,
-        "status": state.status.value,
-        "step": state.step,
-        "percentage": state.percentage,
-        "message": state.message,
-        "messages": state.messages,
-        "createdAt": iso(state.created_at),
-        "updatedAt": iso(state.updated_at),
-        "finishedAt": iso(state.finished_at) if state.finished_at else None,
-        "attempts": state.attempts,
-        "lastEventId": state.last_event_id,
-        "runFirstEventId": state.run_first_event_id,
-        "result": state.result,
-        "error": state.error,
-        "pausedBy": state.paused_by,
-    }
-    return {key: _json(value) for key, value in fields.items()}
-
-
-def _state(task_id: str, raw: dict[bytes, bytes]) -> TaskState:
-    # Hidden fields (`_writer`) are the store's own, not part of the state.
-    f = {k.decode(): json.loads(v) for k, v in raw.items() if not k.startswith(b"_")}
-    return TaskState(
-        task_id=task_id,
-        request=f["request"],
-        owner=f.get("owner"),
-        status=Status(f["status"]),
-        step=f.get("step", ""),
-        percentage=int(f.get("percentage", 0)),
-        message=f.get("message", ""),
-        messages=list(f.get("messages", [])),
-        created_at=parse_iso(f["createdAt"]),
-        updated_at=parse_iso(f["updatedAt"]),
-        finished_at=parse_iso(f["finishedAt"]) if f.get("finishedAt") else None,
-        attempts=int(f.get("attempts", 0)),
-        last_event_id=int(f.get("lastEventId", 0)),
-        run_first_event_id=int(f.get("runFirstEventId", 1)),
-        result=f.get("result"),
-        error=f.get("error"),
-        paused_by=f.get("pausedBy"),
-    )
-
-
-def _summary(task_id: str, values: list[bytes | None]) -> TaskSummary:
-    status, owner, created, updated, finished, paused_by = (
-        json.loads(v) if v is not None else None for v in values
-    )
-    return TaskSummary(
-        task_id=task_id,
-        status=Status(status),
-        owner=owner,
-        created_at=parse_iso(str(created)),
-        updated_at=parse_iso(str(updated)),
-        finished_at=parse_iso(finished) if finished else None,
-        paused_by=paused_by,
-    )
 
 
 def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
@@ -298,7 +234,7 @@ class RedisTaskStore(TaskStore):
     async def create(self, state: TaskState, *, lease: LeaseRequest | None = None) -> bool:
         owner = lease.owner if lease else ""
         ms = str(int(lease.seconds * 1000)) if lease else "0"
-        writer = _json(self.writer_id) if self.writer_id is not None else ""
+        writer = hash_value(self.writer_id) if self.writer_id is not None else ""
         keys = [*self.keys.head(state.task_id), self.keys.tasks]
         args = [state.created_at.timestamp(), state.task_id, owner, ms, writer]
         args += [*self._keep_args(state), *_flat(state)]
@@ -411,7 +347,7 @@ class RedisTaskStore(TaskStore):
         """Writer, writer as JSON and lease ms for the scripts' `may_write` ('' = unfenced)."""
         if self.writer_id is None:
             return ["", "", 0]
-        return [self.writer_id, _json(self.writer_id), int(self.writer_lease_seconds * 1000)]
+        return [self.writer_id, hash_value(self.writer_id), int(self.writer_lease_seconds * 1000)]
 
     def _keep_args(self, state: TaskState) -> list[str]:
         """Expire-at ms ('0' = keep) and the `active` flag for a head in this state."""
@@ -451,7 +387,7 @@ class RedisTaskStore(TaskStore):
         if writer is not None:
             return writer.state
         raw = await self._call(lambda: self.client.hgetall(self.keys.task(task_id)), writes=False)
-        return _state(task_id, raw) if raw else None
+        return from_hash(task_id, raw) if raw else None
 
     async def load(self, task_id: str) -> TaskState | None:
         writer = self._writers.get(task_id)
@@ -470,7 +406,7 @@ class RedisTaskStore(TaskStore):
         return state
 
     async def summaries(self) -> list[TaskSummary]:
-        return [_summary(task_id, values) for task_id, values in await self._listed()]
+        return [hash_summary(task_id, values) for task_id, values in await self._listed()]
 
     async def _listed(self) -> list[tuple[str, list[Any]]]:
         """The listing fields of every task in `tasks`, dropping ids whose hash is gone."""
@@ -490,7 +426,7 @@ class RedisTaskStore(TaskStore):
             )
         )
         rows, gone = await self._rows(ids)
-        found = [_summary(task_id, values) for task_id, values in rows]
+        found = [hash_summary(task_id, values) for task_id, values in rows]
         stale = gone + [row.task_id for row in found if row.status.terminal]
         if stale:  # left by an expiry, a delete racing a write, or the first index build
             await self._prune(self.keys.active, "SREM", stale, _TERMINAL_JSON)
@@ -504,7 +440,7 @@ class RedisTaskStore(TaskStore):
         async def run() -> Any:
             pipe = self.client.pipeline(transaction=False)
             for task_id in ids:
-                pipe.hmget(self.keys.task(task_id), _ROW_FIELDS)
+                pipe.hmget(self.keys.task(task_id), LISTING_FIELDS)
             return await pipe.execute()
 
         rows, gone = [], []
@@ -582,9 +518,9 @@ class RedisTaskStore(TaskStore):
         older_than = expiry_cutoff(older_than)
         old = []
         for task_id, values in await self._listed():
-            row = _summary(task_id, values)
+            row = hash_summary(task_id, values)
             if row.status.terminal and row.finished_at and row.finished_at < older_than:
-                old.append((task_id, values[_ROW_FIELDS.index("finishedAt")]))
+                old.append((task_id, values[LISTING_FIELDS.index("finishedAt")]))
         if not old:
             return []
 
@@ -625,7 +561,7 @@ class RedisTaskStore(TaskStore):
         if not task_ids:
             return set()
         keys = [self.keys.lease(t) for t in task_ids] + [self.keys.task(t) for t in task_ids]
-        args = [owner, int(seconds * 1000), _json(owner)]
+        args = [owner, int(seconds * 1000), hash_value(owner)]
         held = await self._call(lambda: self.client.eval(RENEW_SCRIPT, len(keys), *keys, *args))
         return {task_ids[int(i) - 1] for i in held}
 
@@ -679,12 +615,7 @@ def _task_ids(members: Iterable[bytes]) -> list[str]:
 
 
 def _flat(state: TaskState) -> list[str]:
-    return [item for pair in _head(state).items() for item in pair]
-
-
-def _json(value: Any) -> str:
-    """A field value as the task hash stores it (`_head`'s encoding)."""
-    return json.dumps(value, ensure_ascii=False)
+    return [item for pair in hash_fields(state).items() for item in pair]
 
 
 def _created(row: TaskSummary) -> datetime:
