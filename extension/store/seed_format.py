@@ -21,67 +21,6 @@ from .codec import decode_fields, encode_fields, iso, summary_from, utc
 
 SNAPSHOT_VERSION = 1
 
-_STATUSES = [s.value for s in Status]
-_TIME = {"type": "string", "minLength": 10}
-_OPT_TIME = {"type": ["string", "null"], "minLength": 10}
-
-SNAPSHOT_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "jupyter-deepresearch task snapshot ({taskId}.json)",
-    "type": "object",
-    "required": ["taskId", "progress", "outputs", "lastSaved"],
-    "properties": {
-        # The seed's fields.
-        "taskId": {"type": "string", "minLength": 1},
-        "progress": {
-            "type": "object",
-            "required": ["step", "percentage", "status", "messages", "timestamp"],
-            "properties": {
-                "step": {"type": "string"},
-                "percentage": {"type": "number", "minimum": 0, "maximum": 100},
-                "status": {"enum": _STATUSES},
-                "messages": {"type": "array", "items": {"type": "string"}},
-                "timestamp": _TIME,
-                "error": {"type": ["string", "null"]},
-            },
-        },
-        "outputs": {"type": "array", "items": {"type": "string"}},
-        "lastSaved": _TIME,
-        # Ours, beside theirs.
-        "version": {"const": SNAPSHOT_VERSION},
-        "status": {"enum": _STATUSES},
-        "owner": {"type": ["string", "null"]},
-        "createdAt": _TIME,
-        "updatedAt": _TIME,
-        "finishedAt": _OPT_TIME,
-        "attempts": {"type": "integer", "minimum": 0},
-        "lastEventId": {"type": "integer", "minimum": 0},
-        "runFirstEventId": {"type": "integer", "minimum": 1},
-        "pausedBy": {"type": ["string", "null"]},
-        "request": {"type": "object"},
-        "message": {"type": "string"},
-        "result": {
-            "type": ["object", "null"],
-            "required": ["report"],
-            "properties": {"report": {"type": "string"}, "sources": {"type": "array"}},
-        },
-        "error": {"type": ["string", "null"]},
-        "checkpoints": {"type": "object"},
-    },
-    # A file with our `version` carries all of our fields; a seed file carries none.
-    "dependentRequired": {
-        "version": [
-            "status",
-            "createdAt",
-            "updatedAt",
-            "attempts",
-            "lastEventId",
-            "runFirstEventId",
-            "request",
-        ]
-    },
-}
-
 
 class SnapshotError(ValueError):
     """A snapshot that is empty, not JSON, or not in the schema."""
@@ -99,8 +38,40 @@ class _Progress(BaseModel):
     error: str | None = None
 
 
+# What every file we write carries though the loader does without (it defaults the counters and
+# checks the version in code): a file with our `version` has all of our fields, never null.
+_OURS = (
+    "status",
+    "createdAt",
+    "updatedAt",
+    "attempts",
+    "lastEventId",
+    "runFirstEventId",
+    "request",
+)
+_NEVER_NULL = ("status", "createdAt", "updatedAt")
+
+
+def _written_form(schema: dict[str, Any]) -> None:
+    """The model's JSON schema made the schema of the files we write (`SNAPSHOT_SCHEMA`)."""
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "jupyter-deepresearch task snapshot ({taskId}.json)"
+    fields = schema["properties"]
+    fields["version"] = {"const": SNAPSHOT_VERSION}
+    for name in _NEVER_NULL:
+        fields[name] = next(s for s in fields[name]["anyOf"] if s.get("type") != "null")
+    # A result is a `ResearchResult`: its report is what every reader needs.
+    fields["result"]["anyOf"][0].update(
+        required=["report"],
+        properties={"report": {"type": "string"}, "sources": {"type": "array"}},
+    )
+    schema["dependentRequired"] = {"version": list(_OURS)}
+
+
 class _Snapshot(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A snapshot as the loader accepts it: the seed's files, and ours (with `version`)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_written_form)
 
     taskId: str = Field(min_length=1)
     progress: _Progress
@@ -121,6 +92,11 @@ class _Snapshot(BaseModel):
     result: dict[str, Any] | None = None
     error: str | None = None
     checkpoints: dict[str, Any] = {}
+
+
+# The JSON schema of the files we write, for their other readers (and our tests); `date-time`
+# formats are checked by validators given a format checker.
+SNAPSHOT_SCHEMA: dict[str, Any] = _Snapshot.model_json_schema()
 
 
 # The stored fields in the snapshot's first line (after `taskId` and `version`), in its order.
