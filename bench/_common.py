@@ -330,6 +330,7 @@ OUR_FILES = (
     "manager.py",
     "_recovery.py",
     "seed_format.py",
+    "codec.py",
     "handlers.py",
     "events.py",
     "_journal.py",

@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))  # a checkout without an install still runs
 
 from jupyter_deepresearch.extension.store import _atomic  # noqa: E402
 from jupyter_deepresearch.extension.store.base import TaskState, utcnow  # noqa: E402
+from jupyter_deepresearch.extension.store.codec import iso  # noqa: E402
 from jupyter_deepresearch.extension.store.files import FileTaskStore  # noqa: E402
 from jupyter_deepresearch.extension.store.seed_format import (  # noqa: E402
     encode_snapshot,
-    iso,
     snapshot_parts,
 )
 

@@ -87,9 +87,8 @@ def _submit(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
-    """The whole document; cached since it depends only on code."""
+def _schemas() -> dict[str, Any]:
+    """The components' schemas: the models' own, and the providers this installation has."""
     schemas: dict[str, Any] = {}
     for model in (ResearchRequest, TaskInfo):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -111,8 +110,12 @@ def openapi_document() -> dict[str, Any]:
         "required": ["tasks"],
         "properties": {"tasks": {"type": "array", "items": _ref("TaskInfo")}},
     }
-    task_ok = {**_json(_ref("TaskInfo"), "Task"), "headers": _TASK_HEADERS}
-    paths: dict[str, Any] = {
+    return schemas
+
+
+def _task_paths(task_ok: dict[str, Any]) -> dict[str, Any]:
+    """Creating and listing tasks, one task, and its events."""
+    return {
         f"{PREFIX}/tasks": {
             "post": _submit("Create or attach to the task for this request", task_ok),
             "get": {
@@ -172,6 +175,12 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def _other_paths() -> dict[str, Any]:
+    """The actions on a task, research in one request, health and this document."""
+    return {
         f"{PREFIX}/tasks/{{task_id}}/pause": _task_action(
             f"Pause a {possible_from(Action.pause)} task"
         ),
@@ -200,12 +209,19 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The whole document; cached since it depends only on code."""
+    task_ok = {**_json(_ref("TaskInfo"), "Task"), "headers": _TASK_HEADERS}
+    paths = {**_task_paths(task_ok), **_other_paths()}
     return {
         "openapi": "3.1.0",
         "info": {"title": "jupyter-deepresearch", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": schemas,
+            "schemas": _schemas(),
             "securitySchemes": {
                 "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
             },

@@ -17,7 +17,8 @@ from ..ids import checked_task_id, is_task_id
 from . import _journal as journal
 from ._atomic import atomic_write
 from .base import TaskSummary
-from .seed_format import SnapshotError, decode_snapshot, read_summary, summary_of
+from .codec import summary_of
+from .seed_format import SnapshotError, decode_snapshot, read_summary
 
 LOCK_TIMEOUT = 30.0
 HEAD_BYTES = 4096  # a snapshot's first line (its summary) fits in one read

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from ..lifecycle import EventType
 from . import _atomic  # through the module: tests swap `_atomic.write_all` to fail writes
 from .base import EVENT_TYPES, Event, TaskState
-from .seed_format import iso
+from .codec import iso
 
 LOG_VERSION = 1
 _U64 = struct.Struct("<Q")

@@ -12,7 +12,8 @@ from . import _journal as journal
 from ._atomic import atomic_write
 from ._folder import task_paths
 from .base import TaskState, utcnow
-from .seed_format import SnapshotError, decode_snapshot, encode_snapshot, parse_iso, snapshot_parts
+from .codec import parse_iso
+from .seed_format import SnapshotError, decode_snapshot, encode_snapshot, snapshot_parts
 
 Signature = tuple[Any, ...]
 

@@ -12,7 +12,9 @@ Keys (prefix from the URL's `?prefix=`, default `deepresearch:`), all in `Keys`:
   {p}control:{id}    string: a pending control action for the holder
 Appends are buffered and written by `flush` in one pipeline (XADDs plus the head's HSET), so
 the cost of an event does not grow with the task. Durability is whatever the Redis server is
-configured for (`appendonly yes` + `appendfsync everysec` matches `flush_interval=1`).
+configured for (`appendonly yes` + `appendfsync everysec` matches `flush_interval=1`). The
+indexes (`tasks`, `active`) and the expiry sweep are in `_redis_index`, the hash's encoding in
+`codec`.
 
 The scripts that write a task's head also keep the `active` set and the expiry: with
 `retention_seconds`, a finished task's hash, stream and checkpoints expire on their own at
@@ -28,24 +30,20 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
 from ..errors import LeaseLost, StoreUnavailable
-from ..ids import is_task_id
 from ..lifecycle import EventType
-from ..models import Status
+from ._redis_index import RedisIndexes
 from ._redis_keys import Keys, RedisSettings
 from ._redis_scripts import (
     ACQUIRE_SCRIPT,
     CHECKPOINT_SCRIPT,
     CREATE_SCRIPT,
-    EXPIRE_SCRIPT,
     FLUSH_SCRIPT,
     LOST,
-    PRUNE_SCRIPT,
     RELEASE_SCRIPT,
     RENEW_SCRIPT,
     RESET_SCRIPT,
@@ -59,85 +57,15 @@ from .base import (
     OwnerFilter,
     StoreSettings,
     TaskState,
-    TaskStore,
-    TaskSummary,
     count_by_status,
-    expiry_cutoff,
 )
+from .codec import from_hash, hash_fields, hash_value
 from .owners import owner_gone
-from .seed_format import iso, parse_iso
 
 _T = TypeVar("_T")
 _BATCH = 1000  # stream entries per XRANGE round trip
 _POOL_SIZE = 32  # connections for ordinary commands (pipelines keep the count low)
 _TAIL_POOL_SIZE = 1024  # blocking reads: one per task followed from another server
-_KEYS_PER_SCRIPT = 500  # tasks per index-upkeep script call; the calls share one pipeline
-_ROW_FIELDS = ("status", "owner", "createdAt", "updatedAt", "finishedAt", "pausedBy")
-# How a terminal status reads in a hash, for the scripts that drop finished ids from `active`.
-_TERMINAL_JSON = tuple(json.dumps(s.value) for s in Status if s.terminal)
-
-
-def _head(state: TaskState) -> dict[str, str]:
-    """The task hash's fields: JSON values, so types survive the round trip."""
-    fields: dict[str, Any] = {
-        "taskId": state.task_id,
-        "request": state.request,
-        "owner": state.owner,
-        "status": state.status.value,
-        "step": state.step,
-        "percentage": state.percentage,
-        "message": state.message,
-        "messages": state.messages,
-        "createdAt": iso(state.created_at),
-        "updatedAt": iso(state.updated_at),
-        "finishedAt": iso(state.finished_at) if state.finished_at else None,
-        "attempts": state.attempts,
-        "lastEventId": state.last_event_id,
-        "runFirstEventId": state.run_first_event_id,
-        "result": state.result,
-        "error": state.error,
-        "pausedBy": state.paused_by,
-    }
-    return {key: _json(value) for key, value in fields.items()}
-
-
-def _state(task_id: str, raw: dict[bytes, bytes]) -> TaskState:
-    # Hidden fields (`_writer`) are the store's own, not part of the state.
-    f = {k.decode(): json.loads(v) for k, v in raw.items() if not k.startswith(b"_")}
-    return TaskState(
-        task_id=task_id,
-        request=f["request"],
-        owner=f.get("owner"),
-        status=Status(f["status"]),
-        step=f.get("step", ""),
-        percentage=int(f.get("percentage", 0)),
-        message=f.get("message", ""),
-        messages=list(f.get("messages", [])),
-        created_at=parse_iso(f["createdAt"]),
-        updated_at=parse_iso(f["updatedAt"]),
-        finished_at=parse_iso(f["finishedAt"]) if f.get("finishedAt") else None,
-        attempts=int(f.get("attempts", 0)),
-        last_event_id=int(f.get("lastEventId", 0)),
-        run_first_event_id=int(f.get("runFirstEventId", 1)),
-        result=f.get("result"),
-        error=f.get("error"),
-        paused_by=f.get("pausedBy"),
-    )
-
-
-def _summary(task_id: str, values: list[bytes | None]) -> TaskSummary:
-    status, owner, created, updated, finished, paused_by = (
-        json.loads(v) if v is not None else None for v in values
-    )
-    return TaskSummary(
-        task_id=task_id,
-        status=Status(status),
-        owner=owner,
-        created_at=parse_iso(str(created)),
-        updated_at=parse_iso(str(updated)),
-        finished_at=parse_iso(finished) if finished else None,
-        paused_by=paused_by,
-    )
 
 
 def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
@@ -153,7 +81,7 @@ class _Writer:
         self.dirty = False
 
 
-class RedisTaskStore(TaskStore):
+class RedisTaskStore(RedisIndexes):
     """Tasks in Redis; any number of servers and workers may share one database."""
 
     kind = "redis"
@@ -253,25 +181,6 @@ class RedisTaskStore(TaskStore):
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name="deepresearch-flush")
 
-    async def _index_unfinished(self) -> None:
-        """Fill the `active` set once for tasks stored before it existed.
-
-        Only adds: a task that turns terminal meanwhile is dropped by the next `unfinished()`,
-        and one resumed meanwhile is added by its own write.
-        """
-        if await self._call(lambda: self.client.exists(self.keys.active_built), writes=False):
-            return
-        ids = [row.task_id for row in await self.summaries() if not row.status.terminal]
-
-        async def run() -> Any:
-            pipe = self.client.pipeline(transaction=False)
-            if ids:
-                pipe.sadd(self.keys.active, *ids)
-            pipe.set(self.keys.active_built, 1)
-            return await pipe.execute()
-
-        await self._call(run)
-
     async def close(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
@@ -298,7 +207,7 @@ class RedisTaskStore(TaskStore):
     async def create(self, state: TaskState, *, lease: LeaseRequest | None = None) -> bool:
         owner = lease.owner if lease else ""
         ms = str(int(lease.seconds * 1000)) if lease else "0"
-        writer = _json(self.writer_id) if self.writer_id is not None else ""
+        writer = hash_value(self.writer_id) if self.writer_id is not None else ""
         keys = [*self.keys.head(state.task_id), self.keys.tasks]
         args = [state.created_at.timestamp(), state.task_id, owner, ms, writer]
         args += [*self._keep_args(state), *_flat(state)]
@@ -411,7 +320,7 @@ class RedisTaskStore(TaskStore):
         """Writer, writer as JSON and lease ms for the scripts' `may_write` ('' = unfenced)."""
         if self.writer_id is None:
             return ["", "", 0]
-        return [self.writer_id, _json(self.writer_id), int(self.writer_lease_seconds * 1000)]
+        return [self.writer_id, hash_value(self.writer_id), int(self.writer_lease_seconds * 1000)]
 
     def _keep_args(self, state: TaskState) -> list[str]:
         """Expire-at ms ('0' = keep) and the `active` flag for a head in this state."""
@@ -451,7 +360,7 @@ class RedisTaskStore(TaskStore):
         if writer is not None:
             return writer.state
         raw = await self._call(lambda: self.client.hgetall(self.keys.task(task_id)), writes=False)
-        return _state(task_id, raw) if raw else None
+        return from_hash(task_id, raw) if raw else None
 
     async def load(self, task_id: str) -> TaskState | None:
         writer = self._writers.get(task_id)
@@ -468,67 +377,6 @@ class RedisTaskStore(TaskStore):
         )
         state.checkpoints = {k.decode(): json.loads(v) for k, v in raw.items()}
         return state
-
-    async def summaries(self) -> list[TaskSummary]:
-        return [_summary(task_id, values) for task_id, values in await self._listed()]
-
-    async def _listed(self) -> list[tuple[str, list[Any]]]:
-        """The listing fields of every task in `tasks`, dropping ids whose hash is gone."""
-        ids = _task_ids(
-            await self._call(lambda: self.client.zrange(self.keys.tasks, 0, -1), writes=False)
-        )
-        rows, gone = await self._rows(ids)
-        if gone:  # expired through their TTL (a sorted set's members cannot expire)
-            await self._prune(self.keys.tasks, "ZREM", gone)
-        return rows
-
-    async def unfinished(self) -> list[TaskSummary]:
-        """From the `active` set: the cost does not grow with the number of finished tasks."""
-        ids = sorted(
-            _task_ids(
-                await self._call(lambda: self.client.smembers(self.keys.active), writes=False)
-            )
-        )
-        rows, gone = await self._rows(ids)
-        found = [_summary(task_id, values) for task_id, values in rows]
-        stale = gone + [row.task_id for row in found if row.status.terminal]
-        if stale:  # left by an expiry, a delete racing a write, or the first index build
-            await self._prune(self.keys.active, "SREM", stale, _TERMINAL_JSON)
-        return sorted((row for row in found if not row.status.terminal), key=_created)
-
-    async def _rows(self, ids: list[str]) -> tuple[list[tuple[str, list[Any]]], list[str]]:
-        """The listing fields of these tasks (one pipeline), and the ids whose hash is gone."""
-        if not ids:
-            return [], []
-
-        async def run() -> Any:
-            pipe = self.client.pipeline(transaction=False)
-            for task_id in ids:
-                pipe.hmget(self.keys.task(task_id), _ROW_FIELDS)
-            return await pipe.execute()
-
-        rows, gone = [], []
-        for task_id, values in zip(ids, await self._call(run, writes=False), strict=True):
-            if values[0] is None:
-                gone.append(task_id)
-            else:
-                rows.append((task_id, values))
-        return rows, gone
-
-    async def _prune(
-        self, index: str, command: str, ids: list[str], stale: tuple[str, ...] = ()
-    ) -> None:
-        """Drop ids from an index whose task is gone (or has one of the `stale` statuses)."""
-
-        async def run() -> Any:
-            pipe = self.client.pipeline(transaction=False)
-            for start in range(0, len(ids), _KEYS_PER_SCRIPT):
-                batch = ids[start : start + _KEYS_PER_SCRIPT]
-                keys = [index, *(self.keys.task(task_id) for task_id in batch)]
-                pipe.eval(PRUNE_SCRIPT, len(keys), *keys, command, len(batch), *batch, *stale)
-            return await pipe.execute()
-
-        await self._call(run)
 
     async def events(self, task_id: str, after: int = 0) -> AsyncIterator[Event]:
         """XRANGE from `after + 1` in batches, then this store's unflushed events."""
@@ -577,34 +425,6 @@ class RedisTaskStore(TaskStore):
         results = await self._call(run)
         return bool(results[0])
 
-    async def expire(self, older_than: datetime) -> list[str]:
-        """The sweep for what TTLs did not cover (e.g. finished before retention was set)."""
-        older_than = expiry_cutoff(older_than)
-        old = []
-        for task_id, values in await self._listed():
-            row = _summary(task_id, values)
-            if row.status.terminal and row.finished_at and row.finished_at < older_than:
-                old.append((task_id, values[_ROW_FIELDS.index("finishedAt")]))
-        if not old:
-            return []
-
-        async def run() -> Any:
-            pipe = self.client.pipeline(transaction=False)
-            for start in range(0, len(old), _KEYS_PER_SCRIPT):
-                keys = [self.keys.tasks, self.keys.active]
-                args: list[Any] = []
-                for task_id, finished in old[start : start + _KEYS_PER_SCRIPT]:
-                    keys += self.keys.of(task_id)
-                    args += [task_id, finished]
-                pipe.eval(EXPIRE_SCRIPT, len(keys), *keys, *args)
-            return await pipe.execute()
-
-        removed = [i.decode() for batch in await self._call(run) for i in batch]
-        for task_id in removed:
-            self._writers.pop(task_id, None)
-            self._lost.discard(task_id)
-        return removed
-
     def detach(self, task_id: str) -> None:
         self._writers.pop(task_id, None)
 
@@ -625,7 +445,7 @@ class RedisTaskStore(TaskStore):
         if not task_ids:
             return set()
         keys = [self.keys.lease(t) for t in task_ids] + [self.keys.task(t) for t in task_ids]
-        args = [owner, int(seconds * 1000), _json(owner)]
+        args = [owner, int(seconds * 1000), hash_value(owner)]
         held = await self._call(lambda: self.client.eval(RENEW_SCRIPT, len(keys), *keys, *args))
         return {task_ids[int(i) - 1] for i in held}
 
@@ -671,21 +491,5 @@ class RedisTaskStore(TaskStore):
         }
 
 
-def _task_ids(members: Iterable[bytes]) -> list[str]:
-    """The members of an index that are task ids; others (not written by us) are passed over,
-    as the files store passes over files named outside the id rule."""
-    ids = (member.decode(errors="replace") for member in members)
-    return [task_id for task_id in ids if is_task_id(task_id)]
-
-
 def _flat(state: TaskState) -> list[str]:
-    return [item for pair in _head(state).items() for item in pair]
-
-
-def _json(value: Any) -> str:
-    """A field value as the task hash stores it (`_head`'s encoding)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _created(row: TaskSummary) -> datetime:
-    return row.created_at
+    return [item for pair in hash_fields(state).items() for item in pair]

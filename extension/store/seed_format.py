@@ -1,4 +1,4 @@
-"""The `{taskId}.json` snapshot: the seed's format plus our fields, its JSON schema and codec.
+"""The `{taskId}.json` snapshot: the seed's layout of the stored fields (`codec`), its schema.
 
 A snapshot is one JSON object written on three lines: the first holds small fields only (so a
 listing reads a few hundred bytes per task), the second the seed's `progress` and the rest of
@@ -10,76 +10,16 @@ pretty-printed, no `version`) and our earlier two-line files load too.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..lifecycle import EventType, PauseReason, Status
 from .base import Event, TaskState, TaskSummary
+from .codec import decode_fields, encode_fields, iso, summary_from, utc
 
 SNAPSHOT_VERSION = 1
-
-_STATUSES = [s.value for s in Status]
-_TIME = {"type": "string", "minLength": 10}
-_OPT_TIME = {"type": ["string", "null"], "minLength": 10}
-
-SNAPSHOT_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "jupyter-deepresearch task snapshot ({taskId}.json)",
-    "type": "object",
-    "required": ["taskId", "progress", "outputs", "lastSaved"],
-    "properties": {
-        # The seed's fields.
-        "taskId": {"type": "string", "minLength": 1},
-        "progress": {
-            "type": "object",
-            "required": ["step", "percentage", "status", "messages", "timestamp"],
-            "properties": {
-                "step": {"type": "string"},
-                "percentage": {"type": "number", "minimum": 0, "maximum": 100},
-                "status": {"enum": _STATUSES},
-                "messages": {"type": "array", "items": {"type": "string"}},
-                "timestamp": _TIME,
-                "error": {"type": ["string", "null"]},
-            },
-        },
-        "outputs": {"type": "array", "items": {"type": "string"}},
-        "lastSaved": _TIME,
-        # Ours, beside theirs.
-        "version": {"const": SNAPSHOT_VERSION},
-        "status": {"enum": _STATUSES},
-        "owner": {"type": ["string", "null"]},
-        "createdAt": _TIME,
-        "updatedAt": _TIME,
-        "finishedAt": _OPT_TIME,
-        "attempts": {"type": "integer", "minimum": 0},
-        "lastEventId": {"type": "integer", "minimum": 0},
-        "runFirstEventId": {"type": "integer", "minimum": 1},
-        "pausedBy": {"type": ["string", "null"]},
-        "request": {"type": "object"},
-        "message": {"type": "string"},
-        "result": {
-            "type": ["object", "null"],
-            "required": ["report"],
-            "properties": {"report": {"type": "string"}, "sources": {"type": "array"}},
-        },
-        "error": {"type": ["string", "null"]},
-        "checkpoints": {"type": "object"},
-    },
-    # A file with our `version` carries all of our fields; a seed file carries none.
-    "dependentRequired": {
-        "version": [
-            "status",
-            "createdAt",
-            "updatedAt",
-            "attempts",
-            "lastEventId",
-            "runFirstEventId",
-            "request",
-        ]
-    },
-}
 
 
 class SnapshotError(ValueError):
@@ -98,8 +38,40 @@ class _Progress(BaseModel):
     error: str | None = None
 
 
+# What every file we write carries though the loader does without (it defaults the counters and
+# checks the version in code): a file with our `version` has all of our fields, never null.
+_OURS = (
+    "status",
+    "createdAt",
+    "updatedAt",
+    "attempts",
+    "lastEventId",
+    "runFirstEventId",
+    "request",
+)
+_NEVER_NULL = ("status", "createdAt", "updatedAt")
+
+
+def _written_form(schema: dict[str, Any]) -> None:
+    """The model's JSON schema made the schema of the files we write (`SNAPSHOT_SCHEMA`)."""
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "jupyter-deepresearch task snapshot ({taskId}.json)"
+    fields = schema["properties"]
+    fields["version"] = {"const": SNAPSHOT_VERSION}
+    for name in _NEVER_NULL:
+        fields[name] = next(s for s in fields[name]["anyOf"] if s.get("type") != "null")
+    # A result is a `ResearchResult`: its report is what every reader needs.
+    fields["result"]["anyOf"][0].update(
+        required=["report"],
+        properties={"report": {"type": "string"}, "sources": {"type": "array"}},
+    )
+    schema["dependentRequired"] = {"version": list(_OURS)}
+
+
 class _Snapshot(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A snapshot as the loader accepts it: the seed's files, and ours (with `version`)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_written_form)
 
     taskId: str = Field(min_length=1)
     progress: _Progress
@@ -122,51 +94,44 @@ class _Snapshot(BaseModel):
     checkpoints: dict[str, Any] = {}
 
 
-def iso(moment: datetime) -> str:
-    """ISO-8601 in UTC with milliseconds and `Z`, as the seed wrote it."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+# The JSON schema of the files we write, for their other readers (and our tests); `date-time`
+# formats are checked by validators given a format checker.
+SNAPSHOT_SCHEMA: dict[str, Any] = _Snapshot.model_json_schema()
 
 
-def parse_iso(text: str) -> datetime:
-    """Parse `iso()` output (and any ISO-8601 with offset); Python 3.10 lacks `Z` support."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+# The stored fields in the snapshot's first line (after `taskId` and `version`), in its order.
+_HEAD_FIELDS = (
+    "status",
+    "owner",
+    "createdAt",
+    "updatedAt",
+    "finishedAt",
+    "lastEventId",
+    "runFirstEventId",
+    "attempts",
+    "pausedBy",
+)
 
 
 def snapshot_parts(state: TaskState, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """The snapshot's head and body as dicts, with lists copied so the loop may keep appending."""
-    head = {
-        "taskId": state.task_id,
-        "version": SNAPSHOT_VERSION,
-        "status": state.status.value,
-        "owner": state.owner,
-        "createdAt": iso(state.created_at),
-        "updatedAt": iso(state.updated_at),
-        "finishedAt": iso(state.finished_at) if state.finished_at else None,
-        "lastEventId": state.last_event_id,
-        "runFirstEventId": state.run_first_event_id,
-        "attempts": state.attempts,
-        "pausedBy": state.paused_by,
-    }
+    fields = encode_fields(state)
+    head: dict[str, Any] = {"taskId": state.task_id, "version": SNAPSHOT_VERSION}
+    head.update((key, fields[key]) for key in _HEAD_FIELDS)
     body = {
         "progress": {
-            "step": state.step,
-            "percentage": state.percentage,
-            "status": state.status.value,
+            "step": fields["step"],
+            "percentage": fields["percentage"],
+            "status": fields["status"],
             "messages": list(state.messages),
-            "timestamp": iso(state.updated_at),
+            "timestamp": fields["updatedAt"],
         },
         "outputs": list(state.outputs),
         "lastSaved": iso(now),
-        "request": state.request,
-        "message": state.message,
-        "result": state.result,
-        "error": state.error,
+        "request": fields["request"],
+        "message": fields["message"],
+        "result": fields["result"],
+        "error": fields["error"],
         "checkpoints": dict(state.checkpoints),
     }
     return head, body
@@ -204,36 +169,26 @@ def decode_snapshot(data: bytes, task_id: str) -> tuple[TaskState, bool]:
         raise SnapshotError(f"unsupported snapshot version {snap.version}")
     if snap.lastEventId < snap.runFirstEventId - 1:
         raise SnapshotError("lastEventId is before runFirstEventId")
+    # The model parsed and checked the fields; the progress holds those the seed also has.
     progress = snap.progress
-    state = TaskState(
-        task_id=task_id,
-        request=snap.request,
-        owner=snap.owner,
-        status=progress.status,
-        step=progress.step,
-        percentage=int(progress.percentage),
-        message=snap.message,
-        messages=progress.messages,
-        outputs=snap.outputs,
-        created_at=_utc(snap.createdAt),
-        updated_at=_utc(snap.updatedAt),
-        finished_at=_utc(snap.finishedAt) if snap.finishedAt else None,
-        attempts=snap.attempts,
-        last_event_id=snap.lastEventId,
-        run_first_event_id=snap.runFirstEventId,
-        result=snap.result,
-        error=snap.error,
-        checkpoints=snap.checkpoints,
-        paused_by=snap.pausedBy,
-    )
+    fields = {
+        **vars(snap),
+        "status": progress.status,
+        "step": progress.step,
+        "percentage": progress.percentage,
+        "messages": progress.messages,
+    }
+    state = decode_fields(task_id, fields)
+    state.outputs = snap.outputs
+    state.checkpoints = snap.checkpoints
     return state, False
 
 
 def _from_seed(snap: _Snapshot) -> TaskState:
     # The seed kept no event ids: its outputs become events 1..n, then result and status.
     progress = snap.progress
-    saved = _utc(snap.lastSaved)
-    stamp = _utc(progress.timestamp)
+    saved = utc(snap.lastSaved)
+    stamp = utc(progress.timestamp)
     state = TaskState(
         task_id=snap.taskId,
         request={},
@@ -295,18 +250,12 @@ def read_summary(head: bytes, task_id: str) -> TaskSummary | None:
         fields = json.loads(line[:-1] + b"}")
         if fields.get("version") != SNAPSHOT_VERSION or fields.get("taskId") != task_id:
             return None
-        finished = fields.get("finishedAt")
-        return TaskSummary(
-            task_id=task_id,
-            status=Status(fields["status"]),
-            owner=fields.get("owner"),
-            created_at=parse_iso(fields["createdAt"]),
-            updated_at=parse_iso(fields["updatedAt"]),
-            finished_at=parse_iso(finished) if finished else None,
-            paused_by=fields.get("pausedBy"),
-        )
+        return summary_from(task_id, fields)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+_COUNTERS = {"attempts", "lastEventId", "runFirstEventId"}
 
 
 def decode_head(first: bytes, second: bytes, task_id: str) -> TaskState | None:
@@ -321,40 +270,21 @@ def decode_head(first: bytes, second: bytes, task_id: str) -> TaskState | None:
         body = json.loads(b"{" + second[:-2] + b"}")
         if head.get("version") != SNAPSHOT_VERSION or head.get("taskId") != task_id:
             return None
+        # Required here though they default elsewhere: without them the whole file is read.
+        if not head.keys() >= _COUNTERS:
+            return None
         progress = body["progress"]
-        finished = head.get("finishedAt")
-        state = TaskState(
-            task_id=task_id,
-            request=dict(body["request"]),
-            owner=head.get("owner"),
-            status=Status(head["status"]),
-            step=str(progress["step"]),
-            percentage=int(progress["percentage"]),
-            message=str(body.get("message", "")),
-            messages=[str(m) for m in progress["messages"]],
-            created_at=parse_iso(head["createdAt"]),
-            updated_at=parse_iso(head["updatedAt"]),
-            finished_at=parse_iso(finished) if finished else None,
-            attempts=int(head["attempts"]),
-            last_event_id=int(head["lastEventId"]),
-            run_first_event_id=int(head["runFirstEventId"]),
-            result=body.get("result"),
-            error=body.get("error"),
-            paused_by=head.get("pausedBy"),
-        )
+        fields = {
+            **head,
+            "request": body["request"],
+            "message": body.get("message", ""),
+            "result": body.get("result"),
+            "error": body.get("error"),
+            "step": progress["step"],
+            "percentage": progress["percentage"],
+            "messages": progress["messages"],
+        }
+        state = decode_fields(task_id, fields)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     return state
-
-
-def summary_of(state: TaskState) -> TaskSummary:
-    """The listing row of a loaded state."""
-    return TaskSummary(
-        task_id=state.task_id,
-        status=state.status,
-        owner=state.owner,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        finished_at=state.finished_at,
-        paused_by=state.paused_by,
-    )

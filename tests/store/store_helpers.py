@@ -11,11 +11,31 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from dr_testing.stores import async_test
 from jupyter_deepresearch.extension.store.base import Event, TaskState
 from jupyter_deepresearch.extension.store.files import FileTaskStore
+from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
 
-__all__ = ["async_test", "collect", "finish", "new_state", "opened", "run_task"]
+__all__ = [
+    "async_test",
+    "collect",
+    "finish",
+    "new_state",
+    "opened",
+    "run_task",
+    "validate_snapshot",
+]
+
+_FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
+# Without its optional checker (rfc3339-validator) jsonschema passes any date-time unchecked.
+assert "date-time" in _FORMATS.checkers, "install rfc3339-validator: times would go unchecked"
+
+
+def validate_snapshot(doc: Any) -> None:
+    """`doc` is a snapshot as we write it (`SNAPSHOT_SCHEMA`, its times included)."""
+    jsonschema.validate(doc, SNAPSHOT_SCHEMA, format_checker=_FORMATS)
 
 
 @contextlib.asynccontextmanager

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
-from store_helpers import async_test, collect, new_state, opened, run_task
+import pytest
+from store_helpers import async_test, collect, new_state, opened, run_task, validate_snapshot
 
 from jupyter_deepresearch.extension.models import Status
 from jupyter_deepresearch.extension.store import _journal as journal
+from jupyter_deepresearch.extension.store.base import utcnow
 from jupyter_deepresearch.extension.store.files import FileTaskStore
-from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
+from jupyter_deepresearch.extension.store.seed_format import snapshot_parts
 
 
 @async_test
@@ -22,11 +25,38 @@ async def test_create_is_exclusive_and_writes_seed_format(folder: Path) -> None:
         assert await store.create(state)
         assert not await store.create(new_state(state.task_id))
         doc = json.loads((store.directory / f"{state.task_id}.json").read_bytes())
-        jsonschema.validate(doc, SNAPSHOT_SCHEMA)
+        validate_snapshot(doc)
         assert doc["taskId"] == state.task_id
         assert doc["progress"]["status"] == "queued"
         assert doc["outputs"] == []
         assert doc["request"] == state.request
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"version": 2}, ["version"]),
+        ({"createdAt": None}, ["createdAt"]),
+        ({"updatedAt": "yesterday"}, ["updatedAt"]),
+        ({"lastSaved": "2025-13-01T00:00:00Z"}, ["lastSaved"]),
+        ({"status": "lost"}, ["status"]),
+        ({"result": {"sources": []}}, ["result"]),
+        ({"runFirstEventId": 0}, ["runFirstEventId"]),
+        ({"attempts": None}, []),  # removed: a file with `version` has all our fields
+        ({"progress": {"step": "", "percentage": 101}}, ["progress"]),
+    ],
+)
+def test_schema_rejects_what_we_never_write(change: dict[str, Any], path: list[str]) -> None:
+    """The schema derived from the loader's model keeps the rules of the files we write."""
+    head, body = snapshot_parts(new_state(), utcnow())
+    doc = {**head, **body, "result": {"report": "r", "sources": []}}
+    validate_snapshot(doc)
+    doc.update(change)
+    if change == {"attempts": None}:
+        del doc["attempts"]
+    with pytest.raises(jsonschema.ValidationError) as raised:
+        validate_snapshot(doc)
+    assert list(raised.value.absolute_path)[:1] == path
 
 
 @async_test

@@ -10,13 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import jsonschema
 import pytest
-from store_helpers import async_test, collect, finish, opened, run_task
+from store_helpers import async_test, collect, finish, opened, run_task, validate_snapshot
 
 from jupyter_deepresearch.extension.models import Status
 from jupyter_deepresearch.extension.store.files import FileTaskStore
-from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
 
 
 def damage(kind: str, good: bytes, task_id: str) -> bytes:
@@ -60,7 +58,7 @@ async def test_damaged_snapshot_is_quarantined_and_rebuilt(
     assert abs((loaded.finished_at - state.finished_at).total_seconds()) < 0.01
     assert len(list(folder.glob(f"{state.task_id}.json.corrupt-*"))) == 1
     assert any(state.task_id in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
-    jsonschema.validate(json.loads(snap.read_bytes()), SNAPSHOT_SCHEMA)  # rewritten whole
+    validate_snapshot(json.loads(snap.read_bytes()))  # rewritten whole
     assert (await store.load(healthy.task_id)) is not None
     rows = {row.task_id: row.status for row in await store.summaries()}
     assert rows == {state.task_id: Status.completed, healthy.task_id: Status.running}
@@ -245,7 +243,7 @@ async def test_killed_writer_leaves_a_consistent_task(folder: Path, kill_at: int
     assert flushed <= state.last_event_id <= flushed + 3
     assert set(state.checkpoints) >= {f"unit{i}" for i in range(len(state.outputs) // 97)}
     for path in folder.glob("*.json"):
-        jsonschema.validate(json.loads(path.read_bytes()), SNAPSHOT_SCHEMA)
+        validate_snapshot(json.loads(path.read_bytes()))
 
 
 @async_test

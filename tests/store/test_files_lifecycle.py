@@ -14,7 +14,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 from pydantic import SecretStr
-from store_helpers import async_test, collect, finish, new_state, opened, run_task
+from store_helpers import (
+    async_test,
+    collect,
+    finish,
+    new_state,
+    opened,
+    run_task,
+    validate_snapshot,
+)
 
 from jupyter_deepresearch.extension.models import (
     AISettings,
@@ -26,7 +34,6 @@ from jupyter_deepresearch.extension.models import (
 from jupyter_deepresearch.extension.store._journal import LOG_RECORD_SCHEMA
 from jupyter_deepresearch.extension.store.base import TaskState, utcnow
 from jupyter_deepresearch.extension.store.files import FileTaskStore
-from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
 
 
 async def aged(store: FileTaskStore, status: str, days: float) -> TaskState:
@@ -108,7 +115,7 @@ async def test_files_follow_their_schemas(folder: Path) -> None:
         await store.append(paused, "status", {"status": "paused", "reason": "credentials"})
         await store.save(paused)
     for path in folder.glob("*.json"):
-        jsonschema.validate(json.loads(path.read_bytes()), SNAPSHOT_SCHEMA)
+        validate_snapshot(json.loads(path.read_bytes()))
     for path in folder.glob("*.events.jsonl"):
         for line in path.read_bytes().splitlines():
             jsonschema.validate(json.loads(line), LOG_RECORD_SCHEMA)

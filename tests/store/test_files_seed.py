@@ -7,13 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from store_helpers import async_test, collect, opened
+from store_helpers import async_test, collect, opened, validate_snapshot
 
 from jupyter_deepresearch.extension.models import Status
 from jupyter_deepresearch.extension.store.files import FileTaskStore
-from jupyter_deepresearch.extension.store.seed_format import SNAPSHOT_SCHEMA
 
 SEED = Path(__file__).parent / "seed_tasks"
 RUNNING = "abc123def456"  # the seed document's own example: not a 32-hex id
@@ -30,7 +28,7 @@ def seed_folder(folder: Path) -> Path:
 
 def test_fixtures_follow_the_schema() -> None:
     for path in SEED.glob("*.json"):
-        jsonschema.validate(json.loads(path.read_bytes()), SNAPSHOT_SCHEMA)
+        validate_snapshot(json.loads(path.read_bytes()))
 
 
 @async_test
@@ -131,7 +129,7 @@ async def test_resumed_seed_task_gets_sidecars_and_keeps_ids(seed_folder: Path) 
         assert (seed_folder / f"{PAUSED}.events.jsonl").exists()
         assert (seed_folder / f"{PAUSED}.idx").exists()
     doc = json.loads((seed_folder / f"{PAUSED}.json").read_bytes())
-    jsonschema.validate(doc, SNAPSHOT_SCHEMA)
+    validate_snapshot(doc)
     assert doc["outputs"] == ["# Plan", "## Search"]
     assert doc["progress"]["status"] == "running"
     reopened = FileTaskStore(seed_folder)

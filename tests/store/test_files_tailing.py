@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from store_helpers import async_test, new_state, opened
 
-from jupyter_deepresearch.extension.store import files
+from jupyter_deepresearch.extension.store import _files_shared
 from jupyter_deepresearch.extension.store.base import TaskState
 
 WRITER = textwrap.dedent(
@@ -50,7 +50,7 @@ async def test_a_write_by_another_process_wakes_a_follower_without_waiting_for_a
     folder = tmp_path / "tasks"
     state = await stored_task(folder)
     # Polls so rare that only a wake-up can end the wait within the test's bound.
-    monkeypatch.setattr(files, "WATCHED_POLL_SECONDS", 3600.0)
+    monkeypatch.setattr(_files_shared, "WATCHED_POLL_SECONDS", 3600.0)
     async with opened(folder) as follower:
         waiting = asyncio.create_task(follower.wait_changed(state.task_id, 0, timeout=3600))
         await asyncio.sleep(0.2)  # the follower is watching
