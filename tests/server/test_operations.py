@@ -32,7 +32,9 @@ def env_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     "dr_config", [{"pipeline": "dr_testing.pipelines:stepped", "storage_dir": ""}]
 )
-async def test_environment_variables_are_honoured(env_storage: Path, api: Any, dr_app: Any) -> None:
+async def test_environment_variables_are_honoured(
+    env_storage: Path, api: Any, dr_app: Any, dr_config: Any
+) -> None:
     assert dr_app.max_task_age_hours == 2.5
     task_id = body(await api("POST", "tasks", body={"query": "env units=1"}))["task_id"]
     await wait_status(api, task_id, "completed")
