@@ -318,6 +318,7 @@ class RedisTaskStore(TaskStore):
 
     async def save_checkpoint(self, state: TaskState, key: str, value: Any) -> None:
         encoded = json.dumps(value, ensure_ascii=False)
+        state.checkpoints[key] = value
         task_id = state.task_id
         if task_id in await self._flush():
             raise LeaseLost(task_id)
@@ -325,9 +326,6 @@ class RedisTaskStore(TaskStore):
         args = [*self._fence_args(), key, encoded]
         code = await self._call(lambda: self.client.eval(CHECKPOINT_SCRIPT, 3, *keys, *args))
         await self._check_written(task_id, code)
-        # Only once Redis has it: a run resumed after an outage must redo a unit whose
-        # checkpoint was not written, or it would log the unit done while Redis lacks it.
-        state.checkpoints[key] = value
 
     async def reset_run(self, state: TaskState) -> None:
         writer = self._writer(state)

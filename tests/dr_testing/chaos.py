@@ -133,6 +133,10 @@ class Fleet:
         if self.redis is not None:
             self.redis.stop()
 
+    def logs(self) -> str:
+        """Everything the servers and the worker logged, across their restarts."""
+        return "\n".join([*(server.log() for server in self.servers.values()), self.worker.log()])
+
     def pid(self, name: str) -> int | None:
         process = self._process(name)
         return process.pid if process is not None else None

@@ -14,6 +14,12 @@ before its progress event is written and after its output is, so a later segment
 if k's progress is not. Two runners writing one task at once cannot both follow this: their
 units interleave, an output repeats within a segment, or a unit is redone after its
 checkpoint. Event ids, consecutive from 1 with no duplicate, prove the same for every writer.
+
+One exception, on Redis only (`lost_checkpoints=True`): when an outage fails a checkpoint's
+write, the `redis` store keeps the checkpoint in the runner's memory but never writes it later
+(the `files` store writes it with its next flush). The same server's resume then skips the unit
+(its progress is logged) and a later takeover, reading Redis, redoes it. Such a redo is counted,
+not failed, when a storage pause came between the unit's output and its progress.
 """
 
 from __future__ import annotations
@@ -61,8 +67,11 @@ def _token(kind: str, data: dict[str, Any]) -> tuple[str, Any]:
 class _Segments:
     """Walks a scripted run's events through the grammar of the module docstring."""
 
-    def __init__(self, units: int) -> None:
+    def __init__(self, units: int, *, lost_checkpoints: bool = False) -> None:
         self.units = units
+        self.lost_checkpoints = lost_checkpoints
+        self.unsure: set[int] = set()  # units whose checkpoint an outage may have failed
+        self.redone = 0  # redos of such units
         self.in_segment = False
         self.expect = "plan"  # "plan", ("unit", k), "report", "result", "completed", "done"
         self.unit = 0
@@ -81,6 +90,8 @@ class _Segments:
             return f"{token} outside any runner's turn"
         if token in (("status", "paused"), ("status", "queued")) and self.expect != "done":
             self.in_segment = False  # a turn cut short; the next one starts with `running`
+            if self.output_pending and data.get("reason") == "storage":
+                self.unsure.add(self.unit)  # an outage between its output and checkpoint
             return None
         return self._in_turn(token)
 
@@ -106,6 +117,9 @@ class _Segments:
             self.output_pending = True
             self.outputs.add(k)
             if k in self.progressed:
+                if self.lost_checkpoints and k in self.unsure:
+                    self.redone += 1
+                    return None
                 return f"unit {k} redone after its checkpoint (its progress was logged)"
             return None
         if token == ("unit", k):
@@ -120,10 +134,13 @@ class _Segments:
         return f"{token} where unit {k}'s output or progress was due"
 
 
-def check_scripted(events: list[StoredEvent], query: str, units: int) -> list[str]:
-    """The grammar above, the report of an uninterrupted run, and the final status."""
+def check_scripted(
+    events: list[StoredEvent], query: str, units: int, *, lost_checkpoints: bool = False
+) -> tuple[list[str], int]:
+    """The grammar above, the report of an uninterrupted run, and the final status; the
+    problems, and how many units were redone because Redis lost their checkpoint."""
     problems = check_ids(events)
-    walk = _Segments(units)
+    walk = _Segments(units, lost_checkpoints=lost_checkpoints)
     for event_id, kind, data in events:
         problem = walk.step(kind, data)
         if problem:
@@ -132,7 +149,7 @@ def check_scripted(events: list[StoredEvent], query: str, units: int) -> list[st
     results = [data for _, kind, data in events if kind == "result"]
     if not results or results[-1].get("report") != expected_report(query, units):
         problems.append("the report differs from an uninterrupted run's")
-    return problems
+    return problems, walk.redone
 
 
 def check_offline(events: list[StoredEvent], result: dict[str, Any] | None) -> list[str]:
