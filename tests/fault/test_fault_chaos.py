@@ -269,6 +269,7 @@ def figures(chaos: Chaos, ended: dict[str, dict[str, Any]], elapsed: float) -> s
     logs = chaos.fleet.logs()
     turns = sum(info["attempts"] - 1 for info in ended.values())
     takeovers = logs.count("whose runner stopped")  # another process resumed an orphan
+    # Either the lease upkeep or a refused write finds it out first (both may log it).
     fenced = logs.count("was taken over by another server") + logs.count("Lost the lease")
     readers = chaos.readers.values()
     connections = sum(reader.connections + reader.errors for reader in readers)
@@ -277,7 +278,7 @@ def figures(chaos: Chaos, ended: dict[str, dict[str, Any]], elapsed: float) -> s
     return (
         f"chaos: seed {SEED}, {chaos.iterations} iterations in {elapsed:.0f}s; faults: {faults}; "
         f"{len(ended)} tasks, {turns} resumed runner turns ({takeovers} takeovers of orphans, "
-        f"{fenced} runners fenced after losing their lease), "
+        f"{fenced} times a runner found its lease taken and stopped), "
         f"{connections - len(ended)} reattachments by readers{redone if chaos.redone else ''}"
     )
 
