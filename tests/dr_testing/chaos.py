@@ -21,12 +21,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from dr_testing.redis_server import RedisProcess
 from dr_testing.servers import ServerProcess
 from dr_testing.worker import WorkerProcess
 
 FREEZE_SHORT = (0.05, 0.5)  # times the lease: it is renewed every third, so it survives
 FREEZE_LONG = (1.25, 2.5)  # times the lease: another process takes the task over meanwhile
+
+
+class ChaosServer(ServerProcess):
+    """A server that counts as started once it answers, even 503 while Redis is down (a server
+    restarted during an outage serves 503 until the store is back, as it should)."""
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.log()[-5000:]}")
+                try:
+                    if client.get("health").status_code in (200, 503):
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log()[-5000:]}")
 
 
 class ChaosLog:
@@ -99,7 +121,7 @@ class Fleet:
         self.redis = redis
         self.lease = float(settings["lease_seconds"])
         self.servers = {
-            name: ServerProcess(workdir / name, storage, settings=settings, name=name)
+            name: ChaosServer(workdir / name, storage, settings=settings, name=name)
             for name in ("s0", "s1")
         }
         worker_args = [f"--DeepResearchApp.storage_dir={storage}"]
