@@ -50,6 +50,17 @@ class LeaseKeeper:
         for task_id in list(self.held):
             await self.release(task_id)
 
+    async def keep(self, task_id: str) -> bool:
+        """Keep the lease of a task this manager was writing: renewed, or taken back if it lapsed
+        and nobody took it since. False (no longer held) if another server took it, even one
+        that has let it go again: what this manager holds of the task is stale then."""
+        kept = task_id in await self.store.renew_leases([task_id], self.owner, self.seconds)
+        if kept:
+            self.held.add(task_id)
+        else:
+            self.held.discard(task_id)
+        return kept
+
     def adopt(self, task_id: str) -> None:
         """Record a lease taken by `store.create(..., lease=...)`."""
         self.held.add(task_id)

@@ -31,16 +31,22 @@ class StorageRetry:
             runner.log.info("Storage is back; snapshot of task %s rewritten", task_id)
         resumed = []
         for live in [live for live in runner.live.values() if _storage_paused(live)]:
-            async with runner.locks(live.state.task_id):
-                if _storage_paused(live) and await self._probe_and_requeue(live):
-                    resumed.append(live.state.task_id)
+            task_id = live.state.task_id
+            async with runner.locks(task_id):
+                # Still this run's: the lease upkeep may have dropped it meanwhile.
+                current = runner.live.get(task_id) is live and _storage_paused(live)
+                if current and await self._probe_and_requeue(live):
+                    resumed.append(task_id)
         return resumed
 
     async def _probe_and_requeue(self, live: Live) -> bool:
         runner = self.runner
         try:
-            if not await runner.leases.acquire(live.state.task_id):
-                runner.live.pop(live.state.task_id, None)  # another server has it
+            # Never `acquire`: the lease may be free because another server took the task over
+            # during the outage (or while this one was frozen), finished it and let go; this
+            # state is stale then and must not be written over the task.
+            if not await runner.leases.keep(live.state.task_id):
+                await runner.store_lost(live.state.task_id)
                 return False
             # A real write of this task's files: the probe that matters.
             await runner.store.save(live.state, durable=True)
