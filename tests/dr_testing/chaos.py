@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from dr_testing.redis_server import RedisProcess
 from dr_testing.servers import ServerProcess
 from dr_testing.worker import WorkerProcess
@@ -35,20 +33,7 @@ class ChaosServer(ServerProcess):
     """A server that counts as started once it answers, even 503 while Redis is down (a server
     restarted during an outage serves 503 until the store is back, as it should)."""
 
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with self.client(timeout=2) as client:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited early:\n{self.log()[-5000:]}")
-                try:
-                    if client.get("health").status_code in (200, 503):
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log()[-5000:]}")
+    ready_codes = frozenset({200, 503})
 
 
 class ChaosLog:

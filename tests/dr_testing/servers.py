@@ -42,6 +42,9 @@ def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 20.0) ->
 class ServerProcess:
     """One Jupyter server with the extension, its own config/data/runtime folders and token."""
 
+    # `GET health` answers that mean "started" (a subclass may accept a store still coming back).
+    ready_codes: frozenset[int] = frozenset({200})
+
     def __init__(
         self,
         workdir: Path,
@@ -119,7 +122,7 @@ class ServerProcess:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"{self.name} exited early:\n{self.log()}")
                 try:
-                    if client.get("health").status_code == 200:
+                    if client.get("health").status_code in self.ready_codes:
                         return
                 except httpx.TransportError:
                     pass
