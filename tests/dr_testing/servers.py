@@ -44,6 +44,7 @@ class ServerProcess:
 
     # `GET health` answers that mean "started" (a subclass may accept a store still coming back).
     ready_codes: frozenset[int] = frozenset({200})
+    app_module = "jupyter_server"  # `python -m` this: a subclass may run `jupyterlab`
 
     def __init__(
         self,
@@ -97,7 +98,7 @@ class ServerProcess:
         command = [
             sys.executable,
             "-m",
-            "jupyter_server",
+            self.app_module,
             "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0",
