@@ -16,11 +16,12 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import BadRequest, DeepResearchError, PayloadTooLarge
-from .models import ResearchRequest, Status, validation_message
+from .models import MAX_QUERY_CHARS, ResearchRequest, Status, validation_message
 from .sse import encode_comment, encode_event, encode_retry
 from .store.base import TaskState
 from .tasks import TaskManager
 from .tasks.events import Idle
+from .tasks.listing import ListQuery
 
 AUTH_RESOURCE = "deepresearch"
 API_PREFIX = "api/deepresearch"  # below the server's base URL; the OpenAPI document uses it too
@@ -229,9 +230,25 @@ class TasksHandler(DeepResearchHandler):
                 raise BadRequest(f"status must be one of {known}; got {raw_status!r}.") from None
         raw_limit = self.get_query_argument("limit", None)
         limit = None if raw_limit is None else parse_count("limit", raw_limit, minimum=1)
-        states = await self.manager.list_tasks(self.user_name, status, limit)
-        tasks = [json.loads(state.info().model_dump_json()) for state in states]
-        self.finish({"tasks": tasks})
+        raw_offset = self.get_query_argument("offset", None)
+        offset = 0 if raw_offset is None else parse_count("offset", raw_offset, minimum=0)
+        include = self.get_query_argument("include", "")
+        if include not in ("", "result"):
+            raise BadRequest(f"include must be 'result' (or absent); got {include!r}.")
+        text = self.get_query_argument("q", "")
+        if len(text) > MAX_QUERY_CHARS:
+            raise BadRequest(f"q is {len(text)} characters; at most {MAX_QUERY_CHARS} are allowed.")
+        page = await self.manager.list_tasks(
+            ListQuery(
+                user=self.user_name,
+                status=status,
+                limit=limit,
+                offset=offset,
+                text=text or None,
+                with_results=include == "result",
+            )
+        )
+        self.finish({"tasks": page.tasks, "total": page.total})
 
 
 class TaskHandler(DeepResearchHandler):

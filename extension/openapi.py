@@ -8,7 +8,7 @@ from typing import Any
 from .handlers import API_PREFIX, MAX_COUNT
 from .ids import TASK_ID_PATTERN
 from .lifecycle import Action, possible_from
-from .models import ResearchRequest, Status, TaskInfo
+from .models import MAX_QUERY_CHARS, ResearchRequest, Status, TaskInfo
 
 PREFIX = f"/{API_PREFIX}"
 
@@ -107,8 +107,12 @@ def _schemas() -> dict[str, Any]:
     }
     schemas["TaskList"] = {
         "type": "object",
-        "required": ["tasks"],
-        "properties": {"tasks": {"type": "array", "items": _ref("TaskInfo")}},
+        "required": ["tasks", "total"],
+        "properties": {
+            # Items carry `result` only with `include=result`.
+            "tasks": {"type": "array", "items": _ref("TaskInfo")},
+            "total": {"type": "integer", "minimum": 0},
+        },
     }
     return schemas
 
@@ -119,7 +123,7 @@ def _task_paths(task_ok: dict[str, Any]) -> dict[str, Any]:
         f"{PREFIX}/tasks": {
             "post": _submit("Create or attach to the task for this request", task_ok),
             "get": {
-                "summary": "List tasks, newest first",
+                "summary": "List tasks, newest first (summaries: no result unless included)",
                 "parameters": [
                     {
                         "name": "status",
@@ -127,6 +131,14 @@ def _task_paths(task_ok: dict[str, Any]) -> dict[str, Any]:
                         "schema": {"type": "string", "enum": [s.value for s in Status]},
                     },
                     {"name": "limit", "in": "query", "schema": _count(1)},
+                    {"name": "offset", "in": "query", "schema": _count(0)},
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "description": "Only tasks whose query contains this text (any case)",
+                        "schema": {"type": "string", "maxLength": MAX_QUERY_CHARS},
+                    },
+                    {"name": "include", "in": "query", "schema": {"enum": ["result"]}},
                 ],
                 "responses": {
                     "200": _json(_ref("TaskList"), "Tasks"),

@@ -1,4 +1,4 @@
-"""The listing cache, kept in memory and persisted beside the tasks in `.listing.cache`.
+"""The listing cache, kept in memory and persisted beside the tasks in `.cache/listing`.
 
 Listing the folder reads each snapshot's first line; with 10,000 tasks that is most of a
 server's start. The rows read last time are kept with the stamp of the snapshot they came from
@@ -10,8 +10,9 @@ is the one it was read at, and snapshots are only ever replaced by rename, so a 
 means the same content. Rows of snapshots written within `_folder.RACY_NS` of a scan are never
 cached (a rewrite within one clock tick at equal size could keep the stamp). So any server may
 use the file whichever server wrote it, last; a missing, damaged or unknown-version file is
-ignored and replaced by the next save. The name starts with a dot (scans skip it) and does not
-end in `.json`, so nothing takes it for a snapshot.
+ignored and replaced by the next save. It lives in a subfolder whose name starts with a dot
+(scans skip it): its saves then leave the task folder's own stamp alone, which tells listings
+that no task file was created, removed or replaced since their last scan.
 
 Saves are atomic (`atomic_write`), made from a worker thread, at most once per
 `SAVE_INTERVAL` (the first one at once, so a cold start pays only once) and on `close`.
@@ -42,7 +43,8 @@ from . import _folder as folder
 from ._atomic import atomic_write
 from .base import TaskSummary
 
-NAME = ".listing.cache"
+NAME = ".cache/listing"
+_OLD_NAME = ".listing.cache"  # where earlier versions kept it, in the task folder itself
 VERSION = 1
 SAVE_INTERVAL = 30.0  # seconds between two saves of a changing listing
 REUSE_SECONDS = 1.0  # how old a scan of an unchanged folder may be for `SharedScans.current`
@@ -113,7 +115,10 @@ def save(directory: Path, heads: folder.HeadCache) -> None:
         for task_id, (stamp, row) in heads.items()
     ]
     data = json.dumps({"version": VERSION, "rows": rows}, separators=(",", ":"))
-    atomic_write(directory / NAME, data.encode())
+    path = directory / NAME
+    path.parent.mkdir(exist_ok=True)
+    atomic_write(path, data.encode())
+    (directory / _OLD_NAME).unlink(missing_ok=True)
 
 
 class Listing:
@@ -152,9 +157,12 @@ class Listing:
                 self._saving.start()
         return found
 
-    def unchanged(self, found: folder.Scan) -> bool:
-        """Whether `found` is recent and no name in the folder changed since (blocking)."""
-        if found.folder is None or time.monotonic() - found.started > REUSE_SECONDS:
+    def unchanged(self, found: folder.Scan, max_age: float | None = REUSE_SECONDS) -> bool:
+        """Whether no name in the folder changed since `found` (no older than `max_age`
+        seconds unless None; blocking)."""
+        if found.folder is None:
+            return False
+        if max_age is not None and time.monotonic() - found.started > max_age:
             return False
         return folder.folder_stamp(self.directory) == found.folder
 
@@ -189,7 +197,9 @@ class SharedScans(Generic[_T]):
     """Folder scans shared by concurrent callers, one at a time (all methods on one loop)."""
 
     def __init__(
-        self, run: Callable[[], Awaitable[_T]], still_good: Callable[[_T], Awaitable[bool]]
+        self,
+        run: Callable[[], Awaitable[_T]],
+        still_good: Callable[[_T, float | None], Awaitable[bool]],
     ) -> None:
         self._run = run
         self._still_good = still_good  # whether a finished scan may serve `current` callers
@@ -213,9 +223,22 @@ class SharedScans(Generic[_T]):
         if running is not None and not running.done() and _here(running):
             return await asyncio.shield(running)
         last = self._last
-        if last is not None and _here(last) and await self._still_good(last.result()):
+        if (
+            last is not None
+            and _here(last)
+            and await self._still_good(last.result(), REUSE_SECONDS)
+        ):
             return last.result()
         return await self.fresh()
+
+    async def settled(self) -> tuple[_T, bool]:
+        """The last scan, however old, if no name in the folder changed since; else a fresh
+        one. With whether it is the old one: for listings, whose callers then read again the
+        rows that may change without a rename (unfinished tasks' logs grow in place)."""
+        last = self._last
+        if last is not None and _here(last) and await self._still_good(last.result(), None):
+            return last.result(), True
+        return await self.fresh(), False
 
     async def _after(self, before: asyncio.Task[_T] | None) -> _T:
         if before is not None and not before.done() and _here(before):

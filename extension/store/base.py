@@ -205,6 +205,10 @@ class TaskStore(abc.ABC):
     async def summaries(self) -> list[TaskSummary]:
         """One row per stored task, without loading outputs or checkpoints."""
 
+    async def listing(self) -> list[TaskSummary]:
+        """Rows for a listing (`GET tasks`); a backend may serve them from a recent pass."""
+        return await self.summaries()
+
     async def unfinished(self) -> list[TaskSummary]:
         """Rows of tasks that are not terminal (queued, running, paused): takeover candidates.
 

@@ -85,8 +85,8 @@ class FileTaskStore(SharedFileCalls):
             writing = set(self._entries)
             return writing, await self._io(self._listing.scan, writes=False)
 
-        async def still_good(last: tuple[set[str], folder.Scan]) -> bool:
-            return await self._io(self._listing.unchanged, last[1], writes=False)
+        async def still_good(last: tuple[set[str], folder.Scan], max_age: float | None) -> bool:
+            return await self._io(self._listing.unchanged, last[1], max_age, writes=False)
 
         self._scans = SharedScans(scan, still_good)
         self._task_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
@@ -399,6 +399,31 @@ class FileTaskStore(SharedFileCalls):
         scanned = await self._scans.fresh()  # started after this call: sees every task
         return list((await self._merge(scanned, writing)).values())
 
+    async def listing(self) -> list[TaskSummary]:
+        """Rows for `GET tasks`: as `summaries`, but an idle folder is not scanned again."""
+        return list((await self._settled_rows()).values())
+
+    async def _settled_rows(self) -> dict[str, TaskSummary]:
+        """Every task's row, from the last scan while no name in the folder changed since.
+
+        The folder's stamp moves with every snapshot written, task created or deleted (all by
+        rename or unlink), and a finished task changes only by a restart, which replaces its
+        log and snapshot. So rows of a scan of an unchanged folder still hold, but for
+        unfinished tasks, whose logs grow in place: those are read again.
+        """
+        writing = set(self._entries)
+        scanned, reused = await self._scans.settled()
+        rows = await self._merge(scanned, writing)
+        if reused:
+            for task_id, row in list(rows.items()):
+                if not row.status.terminal and task_id not in self._entries:
+                    state = await self.peek(task_id)
+                    if state is None:
+                        del rows[task_id]
+                    else:
+                        rows[task_id] = summary_of(state)
+        return rows
+
     async def _merge(
         self, scanned: tuple[set[str], folder.Scan], writing: set[str]
     ) -> dict[str, TaskSummary]:
@@ -419,14 +444,14 @@ class FileTaskStore(SharedFileCalls):
         """Rows of queued, running and paused tasks, without reading finished tasks' files.
 
         Served from the listing cache (a `stat` per snapshot and per log, the head read only
-        of snapshots that changed). Never misses an unfinished task: a cached row is trusted
-        only while its snapshot is unchanged, and a task whose log was written after its
-        snapshot is read through its log, which knows of a resume the snapshot may not show
-        yet. It may list a task that has just finished (callers check under the lease).
+        of snapshots that changed), or, while the folder is unchanged, from the last scan
+        with the unfinished tasks read again (`_settled_rows`). Never misses an unfinished
+        task: a cached row is trusted only while its snapshot is unchanged, and a task whose
+        log was written after its snapshot is read through its log, which knows of a resume
+        the snapshot may not show yet. It may list a task that has just finished (callers
+        check under the lease).
         """
-        writing = set(self._entries)
-        # A scan already running will do: a task it misses is there on the next pass.
-        rows = await self._merge(await self._scans.current(), writing)
+        rows = await self._settled_rows()
         return [row for row in rows.values() if not row.status.terminal]
 
     # Removal and upkeep

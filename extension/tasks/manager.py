@@ -28,6 +28,7 @@ from ..research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from ..store.base import Event, LeaseRequest, TaskState, TaskStore
 from .events import EventHub, Idle
 from .lease_keeper import LeaseKeeper
+from .listing import ListQuery, Page, TaskListing
 from .locks import TaskLocks
 from .requests import RequestPolicy, Requests
 from .runner import Runner
@@ -85,6 +86,7 @@ class TaskManager:
             takeover or TakeoverPolicy(),
             self.log,
         )
+        self.listing = TaskListing(store, self.takeover.read, self.requests.visible)
         self.storage_retry = StorageRetry(self.runner)
         self.upkeep = Upkeep(
             store,
@@ -191,22 +193,9 @@ class TaskManager:
             raise TaskNotFound(task_id)
         return state
 
-    async def list_tasks(
-        self, user: str | None = None, status: Status | None = None, limit: int | None = None
-    ) -> list[TaskState]:
-        """Tasks visible to `user`, newest first."""
-        rows = [
-            row
-            for row in await self.store.summaries()
-            if (status is None or row.status is status) and self.requests.visible(row.owner, user)
-        ]
-        rows.sort(key=lambda row: row.created_at, reverse=True)
-        states = []
-        for row in rows[:limit] if limit is not None else rows:
-            state = await self.takeover.read(row.task_id)
-            if state is not None and (status is None or state.status is status):
-                states.append(state)
-        return states
+    async def list_tasks(self, query: ListQuery) -> Page:
+        """A page of the tasks visible to `query.user`, newest first."""
+        return await self.listing.page(query)
 
     # ----------------------------------------------------------------- control
 

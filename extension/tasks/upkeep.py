@@ -1,7 +1,8 @@
 """The loops that keep a task manager's tasks alive: the same in a server and in the worker.
 
 - leases: renew every `lease_seconds / 3`, take control requests other servers leave several
-  times a second, and take over orphaned tasks on every renewal round;
+  times a second, and look for orphaned tasks every `TAKEOVER_SECONDS` (at most every renewal
+  round), so a worker runs the tasks a stopped server released within a few seconds;
 - storage: every `MAINTENANCE_SECONDS`, rewrite snapshots and resume tasks a storage outage
   paused (a real write is the probe);
 - expiry: delete finished tasks older than `max_task_age_hours`, first a minute after start;
@@ -23,6 +24,9 @@ from .storage_retry import StorageRetry
 from .takeover import Takeover
 
 CONTROL_POLL_SECONDS = 0.25  # pause/cancel from another server act within about this
+# A pass reads only unfinished tasks (an unchanged folder is not scanned again; Redis keeps
+# an index), so it can come often: released tasks do not wait for a third of a lease.
+TAKEOVER_SECONDS = 2.0
 MAINTENANCE_SECONDS = 10.0  # storage retries; activity is reported every third tick
 SWEEP_SECONDS = 3600.0
 MIN_SWEEP_SECONDS = 60.0
@@ -96,7 +100,7 @@ class Upkeep:
                     for task_id, action in controls.items():
                         await self.takeover.control(task_id, action)
                 if now >= next_tick:
-                    next_tick = now + self.leases.renew_every
+                    next_tick = now + min(TAKEOVER_SECONDS, self.leases.renew_every)
                     await self.takeover.take_over()
                 self._warned = None
             except DeepResearchError as error:

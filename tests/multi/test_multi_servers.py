@@ -194,7 +194,8 @@ def test_startup_of_a_second_server_never_touches_a_running_task(
     lease = 4 * LEASE_SECONDS
     (runner,) = cluster(1, lease_seconds=lease)
     with runner.client() as client:
-        task_id = client.post("tasks", json={"query": "busy units=60 delay=0.3"}).json()["task_id"]
+        # A minute of work: the late servers take long to start on a loaded machine.
+        task_id = client.post("tasks", json={"query": "busy units=200 delay=0.3"}).json()["task_id"]
         wait_for(client, task_id, "running")
     # Ones that would resume it and one that would pause it, had its lease lapsed.
     each = [{"auto_resume": True}, {"auto_resume": True}, {"auto_resume": False}]

@@ -1,5 +1,5 @@
 """Listing tasks again reads only the snapshots that changed since the last listing, in this
-process or (through `.listing.cache`) in any earlier one; `unfinished()` never misses a task.
+process or (through `.cache/listing`) in any earlier one; `unfinished()` never misses a task.
 
 Snapshots written just now are "racy" (a rewrite in the same clock tick could keep their stamp)
 and are never cached, so tests that want a row cached first move the files' times an hour back
@@ -205,6 +205,7 @@ async def test_damaged_or_foreign_listing_file_is_ignored_and_replaced(
 ) -> None:
     states = await write_tasks(folder, [Status.completed, Status.paused])
     age(folder)
+    (folder / _listing.NAME).parent.mkdir(exist_ok=True)
     (folder / _listing.NAME).write_bytes(content)
     assert _listing.load(folder) == {}
     async with opened(folder) as store:
@@ -462,3 +463,72 @@ async def test_a_recent_scan_of_an_unchanged_folder_serves_health_and_takeover(
     await store.health()
     assert len(scans) == 4
     await store.close()
+
+
+def age_folder(directory: Path) -> None:
+    """`age` for the files and the folder itself: as if nothing had changed for an hour."""
+    age(directory)
+    st = directory.stat()
+    os.utime(directory, ns=(st.st_atime_ns - HOUR_NS, st.st_mtime_ns - HOUR_NS))
+
+
+@async_test
+async def test_listing_reuses_a_settled_scan_and_still_shows_every_change(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another server creates, moves, restarts and deletes tasks as the manager does (a
+    # finished task changes only by a restart); a long-lived reader's `listing()` always shows
+    # every task with its status, and serves most listings without scanning the folder again.
+    scans: list[int] = []
+    real_scan = _listing.Listing.scan
+
+    def counting(self: _listing.Listing) -> store_folder.Scan:
+        scans.append(1)
+        return real_scan(self)
+
+    monkeypatch.setattr(_listing.Listing, "scan", counting)
+    rng = random.Random(11)
+    truth: dict[str, Status] = {}
+    reader = FileTaskStore(folder)
+    listings = log_only = 0
+    async with opened(folder) as writer:
+        states: dict[str, TaskState] = {}
+        for _ in range(8):
+            state = new_state()
+            assert await writer.create(state)
+            states[state.task_id] = state
+            truth[state.task_id] = Status.queued
+        for step in range(150):
+            age_folder(folder)  # settled: the next scan may serve later listings
+            listed = {row.task_id: row.status for row in await reader.listing()}
+            listings += 1
+            assert listed == truth, step
+            state = rng.choice(list(states.values()))
+            move = rng.random()
+            if move < 0.05:
+                assert await writer.delete(state.task_id)
+                del states[state.task_id], truth[state.task_id]
+                state = new_state()
+                assert await writer.create(state)
+                states[state.task_id] = state
+                truth[state.task_id] = Status.queued
+            elif state.status.terminal:
+                await writer.reset_run(state)  # a restart
+                truth[state.task_id] = state.status
+            else:
+                status = rng.choice([s for s in Status if s is not state.status])
+                await writer.append(state, "status", {"status": status.value})
+                if rng.random() < 0.5:
+                    await writer.save(state)
+                else:
+                    await writer.flush()  # the log grows in place: no name changes
+                    log_only += 1
+                truth[state.task_id] = status
+            for _ in range(2):
+                listed = {row.task_id: row.status for row in await reader.listing()}
+                listings += 1
+                assert listed == truth, step
+    await reader.close()
+    # The two listings after a log-only move reuse the scan of the settled folder before it.
+    assert log_only > 10
+    assert len(scans) <= listings - log_only, (len(scans), listings, log_only)
