@@ -10,7 +10,8 @@ context, the same start without that file (a first start, or a lost file: every 
 `--format seed` writes the folder as the seed app did (`{taskId}.json` only, 50 outputs each, no
 sidecars), which users bring from the original app. Targets for both formats: start-up <= 1.2
 of empty (first start on a folder never seen <= 2), `GET health` and `GET tasks?limit=20`
-<= 50 ms.
+<= 50 ms, `GET tasks` (summaries of every task) <= 0.5 s. A server reads each task's summary
+once, on the first listing that shows it: that first full listing is printed apart.
 
 Run: python bench/bench_startup.py [--tasks N] [--repeats R] [--format ours|seed]
 """
@@ -96,9 +97,16 @@ def measure(
             list_seconds = time.perf_counter() - started
             assert listed.status_code == 200
             count = len(listed.json()["tasks"])
+            # Later listings (a panel refreshing) reuse the summaries read by the first one.
             started = time.perf_counter()
-            client.get("tasks", params={"limit": 20})
-            page_seconds = time.perf_counter() - started
+            assert len(client.get("tasks").json()["tasks"]) == count
+            list_again_seconds = time.perf_counter() - started
+            pages = []
+            for _ in range(5):
+                started = time.perf_counter()
+                client.get("tasks", params={"limit": 20})
+                pages.append(time.perf_counter() - started)
+            page_seconds = median(pages)
         return {
             "startup_s": server.ready_seconds,
             "listening_s": server.listening_seconds,
@@ -107,6 +115,7 @@ def measure(
             "health_s": health_seconds,
             "rss_ready_mb": ready_rss,
             "list_all_s": list_seconds,
+            "list_all_again_s": list_again_seconds,
             "list_20_s": page_seconds,
             "rss_after_list_mb": rss_mb(server.process.pid),
             "listed": count,
@@ -172,13 +181,19 @@ def main() -> None:
     cols = ["stored tasks", "listening_s", "startup_s", "extension_start_s", "health_s"]
     cols += ["rss_ready_mb", "list_20_s"]
     print(
-        table("5. start-up and memory (median)", rows, [*cols, "list_all_s", "rss_after_list_mb"])
+        table(
+            "5. start-up and memory (median)",
+            rows,
+            [*cols, "list_all_s", "list_all_again_s", "rss_after_list_mb"],
+        )
     )
     print(f"{args.format} format: start-up {args.tasks:,} / 0 = {ratio:.2f} (target <= 1.2)")
     full_med = med["full"]
     print(
         f"GET health {full_med['health_s'] * 1000:.0f} ms, GET tasks?limit=20 "
-        f"{full_med['list_20_s'] * 1000:.0f} ms (targets <= 50 ms)"
+        f"{full_med['list_20_s'] * 1000:.0f} ms (targets <= 50 ms); every task: "
+        f"{full_med['list_all_s']:.2f} s first, {full_med['list_all_again_s']:.2f} s after "
+        "(target <= 0.5 s)"
     )
     print(f"without the listing file: {results['ratio_startup_no_listing']:.2f} (context)")
     write_results("startup" if args.format == "ours" else "startup-seed", results)
