@@ -75,7 +75,7 @@ def _local(
 
 
 def test_file_passages_locators_and_titles() -> None:
-    passages = sources.file_passages("notes/x.md", NOTES_MD)
+    passages = sources.file_passages("notes/x.md", NOTES_MD.encode())
     assert [(p["url"], p["title"]) for p in passages] == [
         ("file:notes/x.md#L3", "x.md: Deployment notes"),
         ("file:notes/x.md#L7", "x.md: Rollback"),
