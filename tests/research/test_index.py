@@ -87,16 +87,17 @@ async def test_source_folders_are_searched(tmp_path: Path, search_cache_dir: Pat
     _make_notes(tmp_path)
     search = _local(tmp_path, search_cache_dir)
     hits = await search.search("how do I roll back a zebrafish release")
-    assert hits[0]["url"] == "file:notes/x.md#L7"
+    assert hits[0]["id"] == "file:notes/x.md#L7"
+    assert hits[0]["url"] == "notes/x.md"  # the file under the server root: JupyterLab opens it
     assert "quokka" in hits[0]["text"]
-    assert (await search.search("wombat protocol"))[0]["url"] == "file:notes/plain.txt#L1"
+    assert (await search.search("wombat protocol"))[0]["id"] == "file:notes/plain.txt#L1"
     platypus = (await search.search("platypus port"))[0]
-    assert platypus["url"].startswith("file:notes/sub/page.html#L") and "8123" in platypus["text"]
+    assert platypus["id"].startswith("file:notes/sub/page.html#L") and "8123" in platypus["text"]
     assert "color" not in platypus["text"] and "var x" not in platypus["text"]
     narwhal = await search.search("flush narwhal queue")
-    assert narwhal[0]["url"] == "file:notes/tool.py#L4"
-    assert (await search.search("axolotl nightly"))[0]["url"] == "file:notes/nb.ipynb#cell=1&L3"
-    assert not [h for h in await search.search("hunter2 password") if "hidden" in h["url"]]
+    assert narwhal[0]["id"] == "file:notes/tool.py#L4"
+    assert (await search.search("axolotl nightly"))[0]["id"] == "file:notes/nb.ipynb#cell=1&L3"
+    assert not [h for h in await search.search("hunter2 password") if "hidden" in h["id"]]
 
 
 async def test_builtin_corpus_still_searched_beside_folders(
@@ -104,7 +105,10 @@ async def test_builtin_corpus_still_searched_beside_folders(
 ) -> None:
     _make_notes(tmp_path)
     hits = await _local(tmp_path, search_cache_dir).search("asyncio task cancel")
-    assert any(h["url"].startswith("python:asyncio") for h in hits)
+    assert any(h["id"].startswith("python:asyncio") for h in hits)
+    assert all(
+        h["url"].startswith("https://docs.python.org/3.") for h in hits if h["id"][:7] == "python:"
+    )
 
 
 async def test_changed_sources_rebuild_the_index(tmp_path: Path, search_cache_dir: Path) -> None:
@@ -112,7 +116,7 @@ async def test_changed_sources_rebuild_the_index(tmp_path: Path, search_cache_di
     assert not await _local(tmp_path, search_cache_dir).search("capybara")
     (notes / "new.md").write_text("The capybara cache expires hourly.\n")
     hits = await _local(tmp_path, search_cache_dir).search("capybara")
-    assert hits and hits[0]["url"] == "file:notes/new.md#L1"
+    assert hits and hits[0]["id"] == "file:notes/new.md#L1"
     (notes / "new.md").write_text("Nothing here any more.\n")
     os.utime(notes / "new.md", (time.time() + 5, time.time() + 5))
     assert not await _local(tmp_path, search_cache_dir).search("capybara")
@@ -214,8 +218,8 @@ async def test_relevant_notes_get_a_place_beside_the_docs(
     )
     search = _local(tmp_path, search_cache_dir, sources=("team",))
     hits = await search.search("How does asyncio cancel a task?")
-    assert hits[-1]["url"] == "file:team/a.md#L3"
-    assert any(h["url"].startswith("python:asyncio") for h in hits)
+    assert hits[-1]["id"] == "file:team/a.md#L3"
+    assert any(h["id"].startswith("python:asyncio") for h in hits)
     assert not [
-        h for h in await search.search("how to sort a list") if h["url"].startswith("file:")
+        h for h in await search.search("how to sort a list") if h["id"].startswith("file:")
     ]
