@@ -87,6 +87,8 @@ def python_link(name: str, version: tuple[int, int] | None = None) -> str:
     base = docs_base(version)
     name = _rename(name)
     parts = name.split(".")
+    if len(parts) > 1 and parts[-1] == "__init__":  # a constructor is documented with its class
+        parts = parts[:-1]
     if parts[0] == "builtins":
         return base + _builtin_target(parts[1:])
     if parts[0] in _table()["undocumented"]:

@@ -36,6 +36,18 @@ from .text import TOKENIZER_VERSION, tokenize
 
 INDEX_VERSION = "3"
 MODULE_BOOST = 1.5
+# What questions call the built-in types: "a dictionary" wants `dict`'s methods.
+TYPE_WORDS = {
+    "dictionary": "dict",
+    "dictionaries": "dict",
+    "string": "str",
+    "strings": "str",
+    "integer": "int",
+    "integers": "int",
+    "lists": "list",
+    "tuples": "tuple",
+    "sets": "set",
+}
 USER_SOURCE_SHARE = 0.6  # a source-folder passage this close to the best hit gets a place
 MEMORY_CACHE = 4  # combined indexes kept loaded in this process
 
@@ -63,7 +75,10 @@ class LocalIndex:
         user: list[int] = []
         for i, passage in enumerate(self.passages):
             if passage["id"].startswith("python:"):
-                rows.setdefault(passage["id"][7:].split(".", 1)[0].lower(), []).append(i)
+                parts = passage["id"][7:].lower().split(".")
+                rows.setdefault(parts[0], []).append(i)
+                if parts[0] == "builtins" and len(parts) > 2:  # a built-in type's members
+                    rows.setdefault(parts[1], []).append(i)
             elif passage["id"].startswith("file:"):
                 user.append(i)
         self.modules = {m: np.asarray(r, dtype=np.int64) for m, r in rows.items()}
@@ -80,9 +95,11 @@ class LocalIndex:
         if not ids or not self.passages:
             return []
         scores = np.asarray(self.retriever.get_scores_from_ids(ids), dtype=np.float64)
-        # A question that names a module ("parse JSON", "with pathlib") wants that module's docs.
+        # A question that names a module ("parse JSON", "with pathlib") or a built-in type ("a
+        # dictionary") wants its docs.
         raw_best = float(scores.max())
-        named = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", query)} & self.modules.keys()
+        words = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", query)}
+        named = {TYPE_WORDS.get(w, w) for w in words} & self.modules.keys()
         for module in sorted(named):
             scores[self.modules[module]] *= MODULE_BOOST
         out = self._top(scores, k, per_source)
@@ -134,12 +151,14 @@ def open_index(
     `root_dir`), reading no source file larger than `max_file_bytes`."""
     base = cache_dir / "index"
     base.mkdir(parents=True, exist_ok=True)
+    # A component's tokens depend on this module and the tokenizer as well as on its files.
+    versions = [INDEX_VERSION, TOKENIZER_VERSION]
     components: list[tuple[str, str, Produce]] = [
-        ("builtin", _digest(corpus.builtin_fingerprint_parts()), _builtin)
+        ("builtin", _digest(versions + corpus.builtin_fingerprint_parts()), _builtin)
     ]
     for folder in folders:
         name = "src-" + _digest([str(folder)])
-        fp = _digest(sources.folder_fingerprint_parts(folder, max_file_bytes))
+        fp = _digest(versions + sources.folder_fingerprint_parts(folder, max_file_bytes))
         read = functools.partial(sources.folder_passages, folder, root_dir, max_file_bytes)
         components.append((name, fp, read))
     parts = [INDEX_VERSION, TOKENIZER_VERSION]

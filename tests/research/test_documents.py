@@ -56,7 +56,7 @@ def make_docx(blocks: list[tuple[str, str]]) -> bytes:
         elif kind == "table":
             cells = text.split("|")
             table = document.add_table(rows=1, cols=len(cells))
-            for cell, value in zip(table.rows[0].cells, cells):
+            for cell, value in zip(table.rows[0].cells, cells, strict=True):
                 cell.text = value
         else:
             document.add_paragraph(text)

@@ -220,6 +220,4 @@ async def test_relevant_notes_get_a_place_beside_the_docs(
     hits = await search.search("How does asyncio cancel a task?")
     assert hits[-1]["id"] == "file:team/a.md#L3"
     assert any(h["id"].startswith("python:asyncio") for h in hits)
-    assert not [
-        h for h in await search.search("how to sort a list") if h["id"].startswith("file:")
-    ]
+    assert not [h for h in await search.search("how to sort a list") if h["id"].startswith("file:")]
