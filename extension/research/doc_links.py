@@ -55,7 +55,9 @@ def source_link(source_id: str, version: tuple[int, int] | None = None) -> str:
 
 def file_link(locator: str) -> str:
     """`papers/x.pdf#page=3` for `papers/x.pdf#page=3`, `notes/a%20b.md` for `notes/a b.md#L4`."""
-    path, _, fragment = locator.partition("#")
+    path, _, fragment = locator.rpartition("#")  # every locator has one; a name may hold "#"
+    if not path:
+        path, fragment = fragment, ""
     link = quote(path, safe="/")
     page = re.fullmatch(r"page=(\d+)", fragment)
     return f"{link}#page={page.group(1)}" if page else link

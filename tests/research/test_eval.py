@@ -14,8 +14,9 @@ from jupyter_deepresearch.extension.research.doc_links import docs_base
 pytestmark = pytest.mark.anyio
 
 
-# Measured 55 of 69 (80%) on Python 3.11; the target of 90% is not reached yet.
-MIN_HIT_RATE = 0.75
+# Measured 56 of 69 (81%) on Python 3.11. The search finds the expected source among the
+# writer's hits for 63 (91%); the extractive writer cites another of them for 5 of those.
+MIN_HIT_RATE = 0.8
 
 
 async def test_answers_cite_the_expected_source_and_link_it(make_ctx: Any) -> None:
