@@ -221,3 +221,25 @@ async def test_relevant_notes_get_a_place_beside_the_docs(
     assert hits[-1]["id"] == "file:team/a.md#L3"
     assert any(h["id"].startswith("python:asyncio") for h in hits)
     assert not [h for h in await search.search("how to sort a list") if h["id"].startswith("file:")]
+
+
+def test_a_new_index_version_rebuilds_every_component(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Components hold tokens, which this module computes: a cached one from an older version
+    # must not be reused (it was, until the version became part of its fingerprint).
+    notes = _make_notes(tmp_path)
+    cache = tmp_path / "cache"
+
+    def components() -> set[str]:
+        names = (p.name for p in (cache / "index").iterdir() if p.is_dir())
+        return {n for n in names if n.startswith(("builtin-", "src-"))}
+
+    index.open_index(cache, [notes], tmp_path)
+    before = components()
+    monkeypatch.setattr(index, "INDEX_VERSION", index.INDEX_VERSION + "-next")
+    index.clear_memory_cache()
+    index.open_index(cache, [notes], tmp_path)
+    after = components()
+    assert len(before) == len(after) == 2
+    assert not before & after
