@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypedDict
 
-CORPUS_VERSION = "2"
+CORPUS_VERSION = "3"
 PASSAGE_WORDS = 140  # a passage is a few paragraphs, never a whole document
 
 _SKIP_STDLIB_DIRS = frozenset(
@@ -38,6 +38,15 @@ _SKIP_STDLIB_DIRS = frozenset(
     }
 )
 _SKIP_STDLIB_MODULES = frozenset({"antigravity", "this", "__phello__", "turtle", "__hello__"})
+# Modules deprecated for removal (PEP 594, PEP 632, imp, asyncore): an answer should not send
+# anyone there, and their old docstrings crowd out the modules that replaced them.
+_REMOVED_STDLIB_MODULES = frozenset(
+    {
+        "aifc", "asynchat", "asyncore", "audioop", "cgi", "cgitb", "chunk", "crypt",
+        "distutils", "imghdr", "imp", "mailcap", "msilib", "nis", "nntplib", "ossaudiodev",
+        "pipes", "smtpd", "sndhdr", "spwd", "sunau", "telnetlib", "uu", "xdrlib",
+    }
+)  # fmt: skip
 # Pure-Python twins of C modules: their docstrings document the public module.
 _PRIVATE_ALIASES = {"_pydecimal": "decimal", "_pyio": "io", "_collections_abc": "collections.abc"}
 # C modules without a Python source whose import has no side effects, under their public name.
@@ -210,7 +219,9 @@ def _stdlib_modules(root: Path) -> Iterator[tuple[str, Path]]:
             if not parts or not all(p.isidentifier() for p in parts):
                 continue
             top = parts[0]
-            if top in _SKIP_STDLIB_MODULES or top.startswith("test"):
+            if top in _SKIP_STDLIB_MODULES or top in _REMOVED_STDLIB_MODULES:
+                continue
+            if top.startswith("test"):
                 continue
             if top.startswith("_"):
                 if top not in _PRIVATE_ALIASES:

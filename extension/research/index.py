@@ -34,8 +34,10 @@ from .corpus import Passage
 from .sources import Skip
 from .text import TOKENIZER_VERSION, tokenize
 
-INDEX_VERSION = "3"
+INDEX_VERSION = "4"
 MODULE_BOOST = 1.5
+NAME_BOOST = 1.3  # a query word that is an object's own name ("mean", "joinpath") singles it out
+BM25_B = 0.5  # docstrings vary from one line to pages: soften BM25's length normalisation
 USER_SOURCE_SHARE = 0.6  # a source-folder passage this close to the best hit gets a place
 MEMORY_CACHE = 4  # combined indexes kept loaded in this process
 
@@ -55,18 +57,23 @@ class LocalIndex:
     vocab: dict[str, int]
     location: Path
     modules: dict[str, np.ndarray] = field(default_factory=dict)  # top module -> passage rows
+    names: dict[str, np.ndarray] = field(default_factory=dict)  # an object's own name -> rows
     user_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     skipped: list[Skip] = field(default_factory=list)  # source files not searched, and why
 
     def __post_init__(self) -> None:
         rows: dict[str, list[int]] = {}
+        names: dict[str, list[int]] = {}
         user: list[int] = []
         for i, passage in enumerate(self.passages):
             if passage["id"].startswith("python:"):
-                rows.setdefault(passage["id"][7:].split(".", 1)[0].lower(), []).append(i)
+                parts = passage["id"][7:].lower().split(".")
+                rows.setdefault(parts[0], []).append(i)
+                names.setdefault(_own_name(parts), []).append(i)
             elif passage["id"].startswith("file:"):
                 user.append(i)
         self.modules = {m: np.asarray(r, dtype=np.int64) for m, r in rows.items()}
+        self.names = {n: np.asarray(r, dtype=np.int64) for n, r in names.items()}
         self.user_rows = np.asarray(user, dtype=np.int64)
 
     def search(self, query: str, k: int, per_source: int = 2) -> list[tuple[Passage, float]]:
@@ -82,9 +89,13 @@ class LocalIndex:
         scores = np.asarray(self.retriever.get_scores_from_ids(ids), dtype=np.float64)
         # A question that names a module ("parse JSON", "with pathlib") wants that module's docs.
         raw_best = float(scores.max())
-        named = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", query)} & self.modules.keys()
+        words = {w.lower() for w in re.findall(r"[A-Za-z_]\w*", query)}
+        named = words & self.modules.keys()
         for module in sorted(named):
             scores[self.modules[module]] *= MODULE_BOOST
+        for name in sorted(words & self.names.keys()):
+            if tokenize(name):  # a stop word ("with", "all") is no sign of the object it names
+                scores[self.names[name]] *= NAME_BOOST
         out = self._top(scores, k, per_source)
         if len(self.user_rows) and not any(p["id"].startswith("file:") for p, _ in out) and out:
             # The user named these folders: their best passage takes the last place when it is
@@ -117,6 +128,11 @@ class LocalIndex:
         return out
 
 
+def _own_name(parts: list[str]) -> str:
+    """`cancel` for `asyncio.tasks.Task.cancel`; a constructor's is its class's."""
+    return parts[-2] if parts[-1] == "__init__" and len(parts) > 1 else parts[-1]
+
+
 _memory: dict[Path, LocalIndex] = {}
 _memory_lock = threading.Lock()
 
@@ -134,12 +150,14 @@ def open_index(
     `root_dir`), reading no source file larger than `max_file_bytes`."""
     base = cache_dir / "index"
     base.mkdir(parents=True, exist_ok=True)
+    # A component's tokens depend on this module and the tokenizer as well as on its files.
+    versions = [INDEX_VERSION, TOKENIZER_VERSION]
     components: list[tuple[str, str, Produce]] = [
-        ("builtin", _digest(corpus.builtin_fingerprint_parts()), _builtin)
+        ("builtin", _digest(versions + corpus.builtin_fingerprint_parts()), _builtin)
     ]
     for folder in folders:
         name = "src-" + _digest([str(folder)])
-        fp = _digest(sources.folder_fingerprint_parts(folder, max_file_bytes))
+        fp = _digest(versions + sources.folder_fingerprint_parts(folder, max_file_bytes))
         read = functools.partial(sources.folder_passages, folder, root_dir, max_file_bytes)
         components.append((name, fp, read))
     parts = [INDEX_VERSION, TOKENIZER_VERSION]
@@ -206,10 +224,32 @@ def _builtin() -> tuple[list[Passage], list[Skip]]:
 def _write_component(folder: Path, *, produce: Produce) -> None:
     passages, skipped = produce()
     rows = [[p["id"], p["title"], p["url"], p["text"]] for p in passages]
-    tokens = [tokenize(f"{p['title']} {p['title']} {p['text']}") for p in passages]
+    words = {w.lower() for p in passages for w in re.findall(r"[A-Za-z]{3,}", p["text"])}
+    tokens = [
+        tokenize(f"{p['title']} {p['title']} {p['text']} {_name_words(p['id'], words)}")
+        for p in passages
+    ]
     (folder / "passages.json").write_text(json.dumps(rows, ensure_ascii=False))
     (folder / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False))
     (folder / "skipped.json").write_text(json.dumps(skipped, ensure_ascii=False))
+
+
+def _name_words(source_id: str, words: set[str]) -> str:
+    """The two words run together in a lower-case name (`joinpath` -> "join path", `getenv` ->
+    "get env"), so that questions in prose find it; "" for any other id or name."""
+    if not source_id.startswith("python:"):
+        return ""
+    name = _own_name(source_id[7:].split("."))
+    if not (name.isalpha() and name.islower()):  # CamelCase and snake_case: `tokenize` splits
+        return ""
+    splits = [
+        (name[:i], name[i:])
+        for i in range(3, len(name) - 2)
+        if name[:i] in words and name[i:] in words
+    ]
+    # The most even split: "namedtuple" is "named tuple", not "name dtuple".
+    best = max(splits, key=lambda pair: min(len(pair[0]), len(pair[1])), default=None)
+    return " ".join(best) if best else ""
 
 
 def _write_bm25(folder: Path, comp_dirs: list[Path]) -> None:
@@ -220,7 +260,7 @@ def _write_bm25(folder: Path, comp_dirs: list[Path]) -> None:
             ids.append([vocab.setdefault(t, len(vocab)) for t in doc])
     if not ids:
         ids = [[]]
-    retriever = bm25s.BM25()
+    retriever = bm25s.BM25(b=BM25_B)
     with _quiet():
         retriever.index((ids, vocab), show_progress=False)
         retriever.save(str(folder), show_progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 
 from .base import Hit, SearchProvider
+from .doc_links import source_link
 from .index import LocalIndex, open_index
 from .registry import resolve_sources
 from .threads import run_in_daemon_thread
@@ -47,6 +48,8 @@ class LocalSearch(SearchProvider):
     async def search(self, query: str) -> list[Hit]:
         index = await self._get_index()
         ranked = await run_in_daemon_thread(index.search, query, self.settings.max_results)
+        # A passage's id locates it in the corpus; its link is what a reader follows.
         return [
-            Hit(id=p["id"], title=p["title"], url=p["url"], text=p["text"]) for p, _score in ranked
+            Hit(id=p["id"], title=p["title"], url=source_link(p["id"]), text=p["text"])
+            for p, _score in ranked
         ]

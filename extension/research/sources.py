@@ -1,8 +1,11 @@
-"""Passages of the user's source folders (`search.sources`): .md, .txt, .ipynb, .py, .html.
+"""Passages of the user's source folders (`search.sources`): .md, .txt, .ipynb, .py, .html,
+.pdf and .docx.
 
 Each passage is located by a URL-like `file:` locator relative to the server's root directory,
-with the line it starts on (`file:notes/x.md#L10`) or, in notebooks, its cell
-(`file:nb.ipynb#cell=3&L1`).
+with the line it starts on (`file:notes/x.md#L10`), in notebooks its cell
+(`file:nb.ipynb#cell=3&L1`), in PDFs its page (`file:papers/x.pdf#page=3`) and in Word
+documents the line of their extracted text (one paragraph a line) it starts on
+(`file:specs/x.docx#L12`).
 
 A source folder is untrusted input: a file is read only if its resolved path lies inside the
 root with no hidden or excluded component, it is a regular file no larger than the cap, and it
@@ -21,11 +24,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
 
+from .context import DEFAULT_MAX_SOURCE_FILE_BYTES
 from .corpus import CORPUS_VERSION, Passage, ast_passages, chunks, paragraphs
+from .documents import UnreadableDocument, docx_text, pdf_pages
 
-SOURCE_SUFFIXES = (".md", ".txt", ".ipynb", ".py", ".html", ".htm")
+SOURCE_SUFFIXES = (".md", ".txt", ".ipynb", ".py", ".html", ".htm", ".pdf", ".docx")
 # Bumped when what a folder yields changes for the same files, so cached indexes are rebuilt.
-SOURCES_VERSION = "2"
+SOURCES_VERSION = "3"
 _SKIP_SOURCE_DIRS = frozenset(
     {".git", ".hg", ".svn", "__pycache__", "node_modules", ".ipynb_checkpoints", ".venv", "venv"}
 )
@@ -38,6 +43,8 @@ _OPEN_FLAGS = (
 )
 # What parsers raise on input they cannot handle: deep nesting, huge expressions, bad JSON.
 _PARSE_ERRORS = (RecursionError, MemoryError, ValueError, SyntaxError, OverflowError)
+# A .docx is a zip archive: its parts may unpack to at most this many times the file cap.
+DOCX_EXPANSION = 20
 
 
 class Skip(NamedTuple):
@@ -91,7 +98,7 @@ def folder_passages(
         # Messages name the file as the user sees it, never where a link points.
         shown = path.relative_to(root_dir).as_posix()
         try:
-            rel, raw = read_source(path, root_dir, max_bytes)
+            rel, data = read_source(path, root_dir, max_bytes)
         except Skipped as exc:
             skipped.append(Skip(shown, str(exc)))
             continue
@@ -99,15 +106,18 @@ def folder_passages(
             continue
         seen.add(rel)
         try:
-            out.extend(file_passages(rel, raw))
+            out.extend(file_passages(rel, data, max_bytes))
+        except Skipped as exc:
+            skipped.append(Skip(shown, str(exc)))
         except _PARSE_ERRORS as exc:
             skipped.append(Skip(shown, f"it cannot be parsed ({type(exc).__name__})"))
     return out, skipped
 
 
-def read_source(path: Path, root_dir: Path, max_bytes: int) -> tuple[str, str]:
-    """The path under `root_dir` (which must be resolved) and text of one source file; `Skipped`
-    if it must not be read. Never blocks and never reads more than `max_bytes + 1` bytes."""
+def read_source(path: Path, root_dir: Path, max_bytes: int) -> tuple[str, bytes]:
+    """The path under `root_dir` (which must be resolved) and content of one source file;
+    `Skipped` if it must not be read. Never blocks and never reads more than `max_bytes + 1`
+    bytes."""
     try:
         resolved = path.resolve(strict=True)
     except (OSError, RuntimeError):  # a dangling link, a link loop
@@ -128,7 +138,7 @@ def read_source(path: Path, root_dir: Path, max_bytes: int) -> tuple[str, str]:
         raise Skipped(f"it cannot be read ({exc.strerror or type(exc).__name__})") from None
     if len(data) > max_bytes:  # it grew since the check
         raise Skipped(_too_large(max_bytes))
-    return rel.as_posix(), data.decode("utf-8", errors="replace")
+    return rel.as_posix(), data
 
 
 def _check(st: os.stat_result, max_bytes: int) -> None:
@@ -142,11 +152,19 @@ def _too_large(max_bytes: int) -> str:
     return f"it is larger than max_source_file_bytes ({max_bytes} bytes)"
 
 
-def file_passages(rel: str, raw: str) -> list[Passage]:
-    """Passages of one file's text, by its suffix; `rel` is its path under the server root.
+def file_passages(
+    rel: str, data: bytes, max_bytes: int = DEFAULT_MAX_SOURCE_FILE_BYTES
+) -> list[Passage]:
+    """Passages of one file's content, by its suffix; `rel` is its path under the server root.
 
-    Raises what its parser raises on input it cannot handle (`_PARSE_ERRORS`)."""
+    Raises `Skipped` for a PDF or Word file that cannot be read (encrypted, damaged), else
+    what its parser raises on input it cannot handle (`_PARSE_ERRORS`)."""
     suffix = rel.lower().rsplit(".", 1)[-1]
+    if suffix == "pdf":
+        return _pdf_passages(rel, data)
+    if suffix == "docx":
+        return _docx_passages(rel, data, max_bytes)
+    raw = data.decode("utf-8", errors="replace")
     if suffix == "ipynb":
         return _notebook_passages(rel, raw)
     if suffix == "py":
@@ -160,9 +178,9 @@ def file_passages(rel: str, raw: str) -> list[Passage]:
     return _text_passages(rel, raw)
 
 
-def _text_passages(rel: str, text: str) -> list[Passage]:
+def _text_passages(rel: str, text: str, *, headings: bool = True) -> list[Passage]:
     """Markdown or plain text: passages under their nearest heading, located by first line."""
-    return _section_passages(rel, paragraphs(text))
+    return _section_passages(rel, paragraphs(text), headings=headings)
 
 
 def _section_passages(
@@ -291,3 +309,27 @@ def _html_passages(rel: str, raw: str) -> list[Passage]:
     parser._flush()
     paras = [(line, f"# {text}" if heading else text) for line, text, heading in parser.blocks]
     return _section_passages(rel, paras)
+
+
+def _pdf_passages(rel: str, data: bytes) -> list[Passage]:
+    """A PDF's passages located by page: `file:papers/x.pdf#page=3` opens that page."""
+    try:
+        pages = pdf_pages(data)
+    except UnreadableDocument as exc:
+        raise Skipped(str(exc)) from None
+    out: list[Passage] = []
+    for number, text in enumerate(pages, start=1):
+        for passage in _text_passages(rel, text, headings=False):
+            url = f"file:{rel}#page={number}"
+            title = f"{passage['title']}, page {number}"
+            out.append(Passage(id=url, title=title, url=url, text=passage["text"]))
+    return out
+
+
+def _docx_passages(rel: str, data: bytes, max_bytes: int) -> list[Passage]:
+    """A Word document's passages under its headings, one line per paragraph."""
+    try:
+        text = docx_text(data, max_unpacked=DOCX_EXPANSION * max_bytes)
+    except UnreadableDocument as exc:
+        raise Skipped(str(exc)) from None
+    return _text_passages(rel, text)

@@ -5,25 +5,39 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from evaluation_set import EVALUATION_SET
+from evaluation_set import EVALUATION_SET, EXPECTED_LINKS
 from research_fakes import MemoryContext
 
 from jupyter_deepresearch.extension.research import run_research
+from jupyter_deepresearch.extension.research.doc_links import docs_base
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_at_least_80_percent_cite_the_expected_source(make_ctx: Any) -> None:
+# Measured 56 of 69 (81%) on Python 3.11. The search finds the expected source among the
+# writer's hits for 63 (91%); the extractive writer cites another of them for 5 of those.
+MIN_HIT_RATE = 0.8
+
+
+async def test_answers_cite_the_expected_source_and_link_it(make_ctx: Any) -> None:
     misses = []
     for question, expected in EVALUATION_SET:
         ctx: MemoryContext = make_ctx(question)
         result = await run_research(ctx)
-        cited = [s.id for s in result.sources]
+        cited = {s.id: s.url for s in result.sources}
         if expected not in cited:
-            misses.append((question, expected, cited))
+            misses.append((question, expected, list(cited)))
+            continue
+        # The report links the source to its page and anchor in this Python's documentation.
+        assert cited[expected] == docs_base() + EXPECTED_LINKS[expected], question
+        assert f"]({cited[expected]})" in result.report, question
     hit_rate = 1 - len(misses) / len(EVALUATION_SET)
-    assert len(EVALUATION_SET) >= 15
-    assert hit_rate >= 0.8, f"hit rate {hit_rate:.0%}; misses: {misses}"
+    assert len(EVALUATION_SET) >= 50
+    assert hit_rate >= MIN_HIT_RATE, f"hit rate {hit_rate:.0%}; misses: {misses}"
+
+
+def test_every_expected_source_has_a_checked_link() -> None:
+    assert {expected for _, expected in EVALUATION_SET} == set(EXPECTED_LINKS)
 
 
 @pytest.mark.parametrize(

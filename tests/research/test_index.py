@@ -75,7 +75,7 @@ def _local(
 
 
 def test_file_passages_locators_and_titles() -> None:
-    passages = sources.file_passages("notes/x.md", NOTES_MD)
+    passages = sources.file_passages("notes/x.md", NOTES_MD.encode())
     assert [(p["url"], p["title"]) for p in passages] == [
         ("file:notes/x.md#L3", "x.md: Deployment notes"),
         ("file:notes/x.md#L7", "x.md: Rollback"),
@@ -87,16 +87,17 @@ async def test_source_folders_are_searched(tmp_path: Path, search_cache_dir: Pat
     _make_notes(tmp_path)
     search = _local(tmp_path, search_cache_dir)
     hits = await search.search("how do I roll back a zebrafish release")
-    assert hits[0]["url"] == "file:notes/x.md#L7"
+    assert hits[0]["id"] == "file:notes/x.md#L7"
+    assert hits[0]["url"] == "notes/x.md"  # the file under the server root: JupyterLab opens it
     assert "quokka" in hits[0]["text"]
-    assert (await search.search("wombat protocol"))[0]["url"] == "file:notes/plain.txt#L1"
+    assert (await search.search("wombat protocol"))[0]["id"] == "file:notes/plain.txt#L1"
     platypus = (await search.search("platypus port"))[0]
-    assert platypus["url"].startswith("file:notes/sub/page.html#L") and "8123" in platypus["text"]
+    assert platypus["id"].startswith("file:notes/sub/page.html#L") and "8123" in platypus["text"]
     assert "color" not in platypus["text"] and "var x" not in platypus["text"]
     narwhal = await search.search("flush narwhal queue")
-    assert narwhal[0]["url"] == "file:notes/tool.py#L4"
-    assert (await search.search("axolotl nightly"))[0]["url"] == "file:notes/nb.ipynb#cell=1&L3"
-    assert not [h for h in await search.search("hunter2 password") if "hidden" in h["url"]]
+    assert narwhal[0]["id"] == "file:notes/tool.py#L4"
+    assert (await search.search("axolotl nightly"))[0]["id"] == "file:notes/nb.ipynb#cell=1&L3"
+    assert not [h for h in await search.search("hunter2 password") if "hidden" in h["id"]]
 
 
 async def test_builtin_corpus_still_searched_beside_folders(
@@ -104,7 +105,10 @@ async def test_builtin_corpus_still_searched_beside_folders(
 ) -> None:
     _make_notes(tmp_path)
     hits = await _local(tmp_path, search_cache_dir).search("asyncio task cancel")
-    assert any(h["url"].startswith("python:asyncio") for h in hits)
+    assert any(h["id"].startswith("python:asyncio") for h in hits)
+    assert all(
+        h["url"].startswith("https://docs.python.org/3.") for h in hits if h["id"][:7] == "python:"
+    )
 
 
 async def test_changed_sources_rebuild_the_index(tmp_path: Path, search_cache_dir: Path) -> None:
@@ -112,7 +116,7 @@ async def test_changed_sources_rebuild_the_index(tmp_path: Path, search_cache_di
     assert not await _local(tmp_path, search_cache_dir).search("capybara")
     (notes / "new.md").write_text("The capybara cache expires hourly.\n")
     hits = await _local(tmp_path, search_cache_dir).search("capybara")
-    assert hits and hits[0]["url"] == "file:notes/new.md#L1"
+    assert hits and hits[0]["id"] == "file:notes/new.md#L1"
     (notes / "new.md").write_text("Nothing here any more.\n")
     os.utime(notes / "new.md", (time.time() + 5, time.time() + 5))
     assert not await _local(tmp_path, search_cache_dir).search("capybara")
@@ -214,8 +218,28 @@ async def test_relevant_notes_get_a_place_beside_the_docs(
     )
     search = _local(tmp_path, search_cache_dir, sources=("team",))
     hits = await search.search("How does asyncio cancel a task?")
-    assert hits[-1]["url"] == "file:team/a.md#L3"
-    assert any(h["url"].startswith("python:asyncio") for h in hits)
-    assert not [
-        h for h in await search.search("how to sort a list") if h["url"].startswith("file:")
-    ]
+    assert hits[-1]["id"] == "file:team/a.md#L3"
+    assert any(h["id"].startswith("python:asyncio") for h in hits)
+    assert not [h for h in await search.search("how to sort a list") if h["id"].startswith("file:")]
+
+
+def test_a_new_index_version_rebuilds_every_component(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Components hold tokens, which this module computes: a cached one from an older version
+    # must not be reused (it was, until the version became part of its fingerprint).
+    notes = _make_notes(tmp_path)
+    cache = tmp_path / "cache"
+
+    def components() -> set[str]:
+        names = (p.name for p in (cache / "index").iterdir() if p.is_dir())
+        return {n for n in names if n.startswith(("builtin-", "src-"))}
+
+    index.open_index(cache, [notes], tmp_path)
+    before = components()
+    monkeypatch.setattr(index, "INDEX_VERSION", index.INDEX_VERSION + "-next")
+    index.clear_memory_cache()
+    index.open_index(cache, [notes], tmp_path)
+    after = components()
+    assert len(before) == len(after) == 2
+    assert not before & after

@@ -96,7 +96,8 @@ async def test_offline_research_answers_with_citations(make_ctx: Any) -> None:
     listed = re.findall(r"^(\d+)\. ", report.split("## Sources")[1], re.MULTILINE)
     assert [int(n) for n in listed] == list(range(1, len(result.sources) + 1))
     for source in result.sources:
-        assert source.url.startswith(("python:", "pydoc:topic:"))
+        assert source.id.startswith(("python:", "pydoc:topic:"))
+        assert source.url.startswith("https://docs.python.org/3.")
 
 
 async def test_progress_steps_in_order_and_never_decreasing(make_ctx: Any) -> None:
@@ -159,7 +160,7 @@ def test_report_identical_across_processes_and_hash_seeds(
         assert out.returncode == 0, out.stderr
         reports.append(out.stdout)
     assert reports[0] == reports[1]
-    assert "python:asyncio.tasks.Task.cancel" in reports[0]
+    assert "library/asyncio-task.html#asyncio.Task.cancel" in reports[0]
 
 
 async def test_checkpoints_are_json_and_free_of_secrets(make_ctx: Any) -> None:
