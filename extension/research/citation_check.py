@@ -44,6 +44,9 @@ _MARKERS = {
 }
 
 _md = MarkdownIt("commonmark").enable("table")
+# Words of a pointer to a source ("See [2].", "For details, see the documentation [1]"), which
+# states nothing to check.
+_POINTER_TERMS = frozenset(content_terms("see details more further information documentation"))
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,17 @@ def check_citations(
         lines[line] = lines[line][:column] + marker + lines[line][column:]
     support = sum(c.supported for c in claims) / len(claims) if claims else None
     return CheckedReport("\n".join(lines), claims, support, summary(claims))
+
+
+def cited_numbers(body: str) -> list[int]:
+    """Citation numbers anywhere in `body` but code (tables and headings included), in order."""
+    seen: dict[int, None] = {}
+    for token in _md.parse(body):
+        if token.type == "inline":
+            masked = CODE_SPAN_RE.sub(lambda m: "`" * len(m.group(0)), token.content)
+            for match in _GROUP_RE.finditer(masked):
+                seen.update(dict.fromkeys(int(n) for n in re.findall(r"\d+", match.group(0))))
+    return list(seen)
 
 
 def summary(claims: Sequence[CitationCheck]) -> str:
@@ -133,7 +147,7 @@ def _check(
 ) -> CitationCheck | None:
     claim, in_code = _plain(run.text)
     sentences = [content_terms(s) for s in split_sentences(claim)]
-    sentences = [s for s in sentences if s]
+    sentences = [s for s in sentences if not set(s) <= _POINTER_TERMS]
     known = [n for n in run.numbers if n in tokens_by_n]
     unknown = [n for n in run.numbers if n not in tokens_by_n]
     if not run.numbers:
@@ -141,7 +155,7 @@ def _check(
             return None  # a label or a list of names, not a statement
         return CitationCheck(claim=claim, sources=[], supported=False, score=0.0, problem="uncited")
     if not sentences and not unknown:
-        return None  # a bare citation ("See [2].") states nothing to check
+        return None  # a bare citation or a pointer ("See [2].") states nothing to check
     support: set[str] = set().union(*(tokens_by_n[n] for n in known))
     rare = _rare_weight(len(tokens_by_n))
     scores = []

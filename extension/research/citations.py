@@ -52,12 +52,6 @@ def renumber(
     return renumbered, kept
 
 
-def cited_sources(text: str, sources: list[NumberedSource]) -> list[NumberedSource]:
-    """The sources `text` cites, by number, keeping their numbers."""
-    wanted = set(cited_numbers(text))
-    return [s for s in sources if s["n"] in wanted]
-
-
 def sources_section(sources: list[NumberedSource], heading: str = "Sources") -> str:
     """The numbered Sources list in Markdown: each title links to its page where it has one."""
     lines = [f"## {heading}", ""]

@@ -260,10 +260,13 @@ class _Run:
             await self.ctx.output("\n")
         checked = check_citations(body, cited, passages)
         gap = "" if body.endswith("\n\n") else "\n"
-        tail = f"{gap}> {checked.summary}\n\n" + (sources_section(cited) if cited else "")
-        await self.ctx.output(tail)
+        note = f"{gap}> {checked.summary}\n"
+        await self.ctx.output(note)
+        listing = "\n" + sources_section(cited) if cited else ""
+        if listing:
+            await self.ctx.output(listing)
         result = ResearchResult(
-            report=checked.body + tail,
+            report=checked.body + note + listing,
             sources=[SourceRef(id=s["id"], title=s["title"], url=s["url"]) for s in cited],
             citations=checked.claims,
             citation_support=checked.support,
