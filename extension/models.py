@@ -171,6 +171,11 @@ class SourceRef(BaseModel):
     url: str
 
 
+# Why a claim is not supported: its passages do not say it, it cites nothing, or it cites a
+# number that names no source.
+CitationProblem = Literal["unsupported", "uncited", "unknown_source"]
+
+
 class CitationCheck(BaseModel):
     """One claim of a report and whether the passages it cites support it."""
 
@@ -178,9 +183,7 @@ class CitationCheck(BaseModel):
     sources: list[int] = []  # the citation numbers the claim carries, as written
     supported: bool
     score: float  # lexical support 0..1 of the claim's weakest sentence by its cited passages
-    # Why it is not supported: "unsupported" (its passages do not say it), "uncited" (no
-    # citation), "unknown_source" (a number that names no source); None when supported.
-    problem: Literal["unsupported", "uncited", "unknown_source"] | None = None
+    problem: CitationProblem | None = None  # None when supported
 
 
 class ResearchResult(BaseModel):

@@ -3,7 +3,7 @@
 What a claim is: the text of a paragraph or list item up to and including a group of citation
 markers (`... [2]`, `... [1][3].`); text after a paragraph's last group is a claim without
 citation when it has at least `MIN_UNCITED_WORDS` words outside code spans. Headings, code
-blocks, tables and notes (block quotes that cite nothing) are not claims.
+blocks, tables, notes (block quotes that cite nothing) and pointers ("See [2].") are not claims.
 
 How a claim is scored: each of its sentences by the share of its content words (stems, stop
 words dropped, our tokenizer) found in the passages retrieved for the sources it cites and their
@@ -20,18 +20,16 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from ..models import CitationCheck
+from ..models import CitationCheck, CitationProblem
 from .base import NumberedSource
 from .markdown_text import CODE_SPAN_RE
 from .text import content_terms, counted, split_sentences
 
 SUPPORT_THRESHOLD = 0.5
-Problem = Literal["unsupported", "uncited", "unknown_source"]
 MIN_UNCITED_WORDS = 3
 
 _MARK = r"(?<!\\)\[\d{1,3}(?:\s*,\s*\d{1,3})*\](?!\()"
@@ -164,7 +162,7 @@ def _check(
         found = sum(weight.get(t, rare) for t in set(terms) & support)
         scores.append(found / total)
     score = round(min(scores), 4) if scores and known else 0.0
-    problem: Problem | None
+    problem: CitationProblem | None
     if unknown:
         problem = "unknown_source"
     elif score < SUPPORT_THRESHOLD:
