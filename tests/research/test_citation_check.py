@@ -9,12 +9,13 @@ from evaluation_set import EVALUATION_SET
 from markdown_it import MarkdownIt
 from research_fakes import FAST, FakeLLM, FakeSearXNG, MemoryContext
 
-from jupyter_deepresearch.extension.research import run_research
-from jupyter_deepresearch.extension.research.base import NumberedSource
+from jupyter_deepresearch.extension.research import register, run_research
+from jupyter_deepresearch.extension.research.base import Emit, NumberedSource, ReportJob
 from jupyter_deepresearch.extension.research.citation_check import (
     SUPPORT_THRESHOLD,
     check_citations,
 )
+from jupyter_deepresearch.extension.research.extractive import ExtractiveWriter
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +39,19 @@ items = [3]
 
 > Results vary by version.
 """
+
+
+class MiscountingWriter(ExtractiveWriter):
+    """The extractive writer with one citation number past the end of its sources."""
+
+    name = "miscounting-extractive"
+
+    async def report(self, job: ReportJob, emit: Emit) -> tuple[str, list[NumberedSource]]:
+        body, sources = await super().report(job, emit)
+        return body + f"\nThe first source says it again [{len(sources) + 1}].\n", sources
+
+
+register(MiscountingWriter)
 
 
 def _sources(*texts: str) -> tuple[list[NumberedSource], dict[str, list[str]]]:
@@ -89,6 +103,23 @@ async def test_llm_report_claims_are_checked_and_marked(
     assert html.count("⚠ <em>") == 3
     assert '<a href="https://example.org/' in html
     assert [s.url.startswith("https://example.org/") for s in result.sources] == [True, True]
+
+
+async def test_a_number_naming_no_source_is_flagged_whoever_wrote_it(make_ctx: Any) -> None:
+    result = await run_research(
+        make_ctx({"query": QUESTION, "ai": {"provider": "miscounting-extractive"}})
+    )
+    last = result.citations[-1]
+    assert (last.sources, last.supported, last.problem) == (
+        [len(result.sources) + 1],
+        False,
+        "unknown_source",
+    )
+    assert all(c.supported for c in result.citations[:-1])
+    assert result.citation_support == pytest.approx(1 - 1 / len(result.citations))
+    assert (
+        "again [" in result.report and "]. ⚠ *cites a number that names no source*" in result.report
+    )
 
 
 def test_a_claim_is_as_strong_as_its_weakest_sentence() -> None:
