@@ -20,8 +20,13 @@ _IDENTIFIER_RE = re.compile(
 _SPECIAL_RE = re.compile(r"([\\`*_\[\]<>&#|~!])")
 
 
+# What would start a list, a rule or a heading underline at the beginning of a line.
+_BLOCK_START_RE = re.compile(r"^([-+=]|\d{1,9}(?=[.)]))")
+
+
 def escape(text: str) -> str:
-    """`text` as Markdown inline text that renders as the same characters."""
+    """`text` as Markdown inline text that renders as the same characters, wherever it starts."""
+    text = text.lstrip()
     out: list[str] = []
     last = 0
     for match in CODE_SPAN_RE.finditer(text):
@@ -29,7 +34,13 @@ def escape(text: str) -> str:
         out.append(match.group(0))
         last = match.end()
     out.append(_escape_prose(text[last:]))
-    return "".join(out)
+    escaped = "".join(out)
+    match = _BLOCK_START_RE.match(escaped)
+    if match is None:
+        return escaped
+    if match.group(1)[0].isdigit():  # `1.` starts a list, `1\.` does not
+        return escaped[: match.end()] + "\\" + escaped[match.end() :]
+    return "\\" + escaped
 
 
 def _escape_prose(text: str) -> str:

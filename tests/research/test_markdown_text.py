@@ -53,6 +53,13 @@ def test_any_text_renders_as_itself(text: str) -> None:
     assert _shown(escape(text)) == text
 
 
+@pytest.mark.parametrize("text", ["1. foo", "2) bar", "- foo", "+ foo", "= foo", "---", "# no"])
+def test_text_that_would_start_a_block_stays_text(text: str) -> None:
+    assert md.render(escape(text)).startswith("<p>")
+    assert _shown(escape(text)) == text
+    assert _shown("- " + escape(text)) == text, "nor does it nest inside a list item"
+
+
 def test_existing_code_spans_are_kept() -> None:
     assert escape("See `a_b` and a_b") == "See `a_b` and `a_b`"
 
