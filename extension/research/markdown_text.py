@@ -35,11 +35,11 @@ def escape(text: str) -> str:
         last = match.end()
     out.append(_escape_prose(text[last:]))
     escaped = "".join(out)
-    match = _BLOCK_START_RE.match(escaped)
-    if match is None:
+    start = _BLOCK_START_RE.match(escaped)
+    if start is None:
         return escaped
-    if match.group(1)[0].isdigit():  # `1.` starts a list, `1\.` does not
-        return escaped[: match.end()] + "\\" + escaped[match.end() :]
+    if start.group(1)[0].isdigit():  # `1.` starts a list, `1\.` does not
+        return escaped[: start.end()] + "\\" + escaped[start.end() :]
     return "\\" + escaped
 
 
