@@ -181,7 +181,12 @@ def fold(
     elif type == EventType.output:
         state.outputs.append(str(data.get("text", "")))
     elif type == EventType.result and not replayed:
-        state.result = {"report": data.get("report", ""), "sources": data.get("sources", [])}
+        # Every field of the result (the citation check's too), with the two every reader needs.
+        state.result = {
+            **data,
+            "report": data.get("report", ""),
+            "sources": data.get("sources", []),
+        }
 
 
 def _fold_status(state: Foldable[S], data: dict[str, Any], status_of: Callable[[Any], S]) -> None:

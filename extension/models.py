@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -171,11 +171,32 @@ class SourceRef(BaseModel):
     url: str
 
 
+# Why a claim is not supported: its passages do not say it, it cites nothing, or it cites a
+# number that names no source.
+CitationProblem = Literal["unsupported", "uncited", "unknown_source"]
+
+
+class CitationCheck(BaseModel):
+    """One claim of a report and whether the passages it cites support it."""
+
+    claim: str
+    sources: list[int] = []  # the citation numbers the claim carries, as written
+    supported: bool
+    score: float  # lexical support 0..1 of the claim's weakest sentence by its cited passages
+    problem: CitationProblem | None = None  # None when supported
+
+
 class ResearchResult(BaseModel):
-    """What a completed task holds: the Markdown report and its numbered sources."""
+    """What a completed task holds: the Markdown report and its numbered sources.
+
+    `citations` and `citation_support` (the share of supported claims; None when the report
+    makes no claim) come from the citation check; results stored before it have neither.
+    """
 
     report: str
     sources: list[SourceRef] = []
+    citations: list[CitationCheck] = []
+    citation_support: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class TaskInfo(BaseModel):

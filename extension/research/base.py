@@ -93,6 +93,9 @@ class AIProvider(abc.ABC):
 
     kind: ClassVar[str] = "ai"
     name: ClassVar[str]
+    # False for a writer whose learnings are plain text quoted from sources (to be escaped
+    # before they go into Markdown); an LLM writes Markdown.
+    writes_markdown: ClassVar[bool] = True
 
     def __init__(self, settings: AISettings, options: RunOptions) -> None:
         self.settings = settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .base import NumberedSource
+from .markdown_text import escape
 
 # `[3]`, `[1, 2]`, `[1][2]`; not Markdown links (`[text](url)`) nor `[^1]` footnotes.
 CITATION_RE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\](?!\()")
@@ -51,19 +52,23 @@ def renumber(
     return renumbered, kept
 
 
-def cited_sources(text: str, sources: list[NumberedSource]) -> list[NumberedSource]:
-    """The sources `text` cites, by number, keeping their numbers."""
-    wanted = set(cited_numbers(text))
-    return [s for s in sources if s["n"] in wanted]
-
-
 def sources_section(sources: list[NumberedSource], heading: str = "Sources") -> str:
-    """The numbered Sources list in Markdown."""
+    """The numbered Sources list in Markdown: each title links to its page where it has one."""
     lines = [f"## {heading}", ""]
     for s in sorted(sources, key=lambda s: s["n"]):
-        title = s["title"].replace("[", "(").replace("]", ")")
-        if s["url"].startswith(("http://", "https://")):
-            lines.append(f"{s['n']}. [{title}]({s['url']})")
-        else:
-            lines.append(f"{s['n']}. {title} — `{s['url']}`")
+        title, url = escape(s["title"]), s["url"]
+        if _linkable(url):
+            # The <...> form takes spaces and parentheses (file names) as they are.
+            target = f"<{url}>" if any(c in url for c in " ()") else url
+            lines.append(f"{s['n']}. [{title}]({target})")
+        else:  # an id (`python:json.loads`) names the source but is no address
+            lines.append(f"{s['n']}. {title} — `{url or s['id']}`")
     return "\n".join(lines) + "\n"
+
+
+def _linkable(url: str) -> bool:
+    """A web address, or a path relative to the server root (a `file:` source's page)."""
+    if not url or any(c in url for c in "<>\n`"):
+        return False
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", url)
+    return scheme is None or scheme.group(1).lower() in ("http", "https")

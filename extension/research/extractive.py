@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
 from .citations import renumber
+from .markdown_text import escape
 from .text import (
     code_names,
     content_terms,
@@ -39,13 +40,20 @@ _FACETS = (
     ("example usage return value", "Find how it is used and what it returns"),
     ("note changed version deprecated", "Find caveats and changes between versions"),
     ("function class method", "Find the functions and classes that implement it"),
+    ("parameters arguments default", "Find its parameters and their defaults"),
+    ("attribute module constant", "Find the attributes and modules involved"),
+    ("tutorial introduction", "Find a tutorial or an introduction"),
+    ("thread safety performance", "Find notes on threads and performance"),
+    ("alternative related comparison", "Find related tools and alternatives"),
 )
+# One facet per query of a round: `report.breadth` (at most 10) can always be honoured.
 
 
 class ExtractiveWriter(AIProvider):
     """Writes plan, queries, learnings and report by selecting sentences; no model."""
 
     name = "extractive"
+    writes_markdown = False
 
     @property
     def model_name(self) -> str:
@@ -102,7 +110,7 @@ def make_plan(question: str) -> str:
     concepts = ", ".join(f"`{t}`" for t in terms) if terms else "the question's wording"
     return (
         "## Research plan\n\n"
-        f"**Question:** {normalise_space(question)}\n\n"
+        f"**Question:** {escape(normalise_space(question))}\n\n"
         f"**Key concepts:** {concepts}\n\n"
         "1. Search the sources for passages about these concepts, from several angles "
         "(direct answer, errors and exceptions, usage, caveats).\n"
@@ -318,7 +326,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
     """The report body as a list of Markdown sections, citations renumbered 1..k."""
     findings = _findings(job)
     by_n = {s["n"]: s for s in job.sources}
-    sections = [f"# {normalise_space(job.question)}\n\n"]
+    sections = [f"# {escape(normalise_space(job.question))}\n\n"]
     sections.append(
         "> Offline answer by the extractive writer: every sentence below is quoted from the "
         "numbered sources, chosen for its relevance to the question.\n\n"
@@ -329,8 +337,9 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
             f"not `{job.language}`.\n\n"
         )
     if not findings:
+        # A note to the reader (a block quote), not a claim for the citation check.
         sections.append(
-            "## Answer\n\nThe sources searched hold nothing relevant to this question. "
+            "## Answer\n\n> The sources searched hold nothing relevant to this question. "
             "Try other wording, add a folder of your own notes to `search.sources`, or use an "
             "LLM and a web search provider.\n\n"
         )
@@ -347,7 +356,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         picked = [finding.sentences[i] for i in sorted(best)]
         used.update((finding.n, s) for s in picked)
         label = _label(by_n[finding.n])
-        lines.append(f"- **{label}**: {' '.join(picked)} [{finding.n}]")
+        lines.append(f"- **{label}**: {' '.join(map(escape, picked))} [{finding.n}]")
     sections.append("\n".join(lines) + "\n\n")
 
     details: list[str] = []
@@ -355,7 +364,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         rest = [s for s in finding.sentences if (finding.n, s) not in used]
         if not rest:
             continue
-        body = "\n".join(f"- {s} [{finding.n}]" for s in rest)
+        body = "\n".join(f"- {escape(s)} [{finding.n}]" for s in rest)
         details.append(f"### {_label(by_n[finding.n])}\n\n{body}\n\n")
     if details:
         sections.append("## Details\n\n")
@@ -370,15 +379,16 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
 
 
 def _label(source: NumberedSource) -> str:
+    """The source's title as Markdown, a code name in a code span."""
     title = source["title"]
-    if not source["url"].startswith("python:"):
-        return re.sub(r" \(Python language reference\)$", "", title)
+    if not source["id"].startswith("python:"):
+        return escape(re.sub(r" \(Python language reference\)$", "", title))
     title = re.sub(r"^(class|module) ", "", title)
     title = re.sub(r" \(Python language reference\)$", "", title)
     if re.fullmatch(r"[\w.]+(\(\))?( \(built-in\))?( constructor)?", title):
         name, _, suffix = title.partition(" ")
-        return f"`{name}`" + (f" {suffix}" if suffix else "")
-    return title
+        return f"`{name}`" + (f" {escape(suffix)}" if suffix else "")
+    return escape(title)
 
 
 def _findings(job: ReportJob) -> list[_Finding]:

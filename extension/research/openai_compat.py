@@ -18,7 +18,8 @@ from httpx_sse import SSEError, aconnect_sse
 from ..errors import BadRequest, ResearchError
 from ..models import AISettings
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
-from .citations import cited_sources, strip_citations
+from .citation_check import cited_numbers
+from .citations import strip_citations
 from .httpclient import check_base_url, endpoint, make_client, raise_for_status, with_retries
 from .prompts import learnings_prompt, plan_prompt, queries_prompt, report_prompt, system_prompt
 
@@ -91,8 +92,10 @@ class OpenAICompatible(AIProvider):
     async def report(self, job: ReportJob, emit: Emit) -> tuple[str, list[NumberedSource]]:
         text = await self.chat(self.thinking_model, report_prompt(job), emit=emit)
         body = _strip_think(text).strip() + "\n"
+        numbers = set(cited_numbers(body))  # `[3]` in a code example cites nothing
+        cited = [s for s in job.sources if s["n"] in numbers]
         # A model that ignored the citation instructions still owes the reader its sources.
-        return body, cited_sources(body, job.sources) or list(job.sources)
+        return body, cited or list(job.sources)
 
     # ------------------------------------------------------------ transport
 

@@ -27,9 +27,12 @@ from .base import (
     RunOptions,
     SearchProvider,
 )
+from .citation_check import check_citations
 from .citations import sources_section
 from .context import ResearchContext
+from .markdown_text import escape
 from .registry import provider_class, validate_request
+from .text import counted, normalise_space
 
 if sys.version_info < (3, 11):  # anyio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
@@ -109,16 +112,22 @@ class _Run:
         plan = await self.plan()
         previous: list[Learnings] = []
         hits_by_id: dict[str, Hit] = {}
+        passages: dict[str, list[str]] = {}  # every passage retrieved, by source id
         for round_no in range(self.depth):
             specs = await self.queries(round_no, plan, previous)
+            if not specs:
+                break
             results = await self.search_round(round_no, specs)
             for hits, learnings in results:
                 for hit in hits:
                     hits_by_id.setdefault(hit["id"], hit)
+                    texts = passages.setdefault(hit["id"], [])
+                    if hit["text"] not in texts:
+                        texts.append(hit["text"])
                 previous.append(learnings)
             # A round with fewer queries than `breadth` still counts all of its units.
             self.units_done = (round_no + 1) * (self.breadth * 2 + 1)
-        return await self.report(plan, previous, hits_by_id)
+        return await self.report(plan, previous, hits_by_id, passages)
 
     async def plan(self) -> str:
         saved = self.ctx.checkpoint("plan")
@@ -133,6 +142,7 @@ class _Run:
         return plan
 
     async def queries(self, round_no: int, plan: str, previous: list[Learnings]) -> list[QuerySpec]:
+        """The round's new queries; none after the first round ends the research early."""
         key = f"queries:{round_no}"
         saved = self.ctx.checkpoint(key)
         if isinstance(saved, list):
@@ -144,17 +154,30 @@ class _Run:
             specs = await self.ai.queries(
                 self.question, plan, previous, self.breadth, self.language
             )
-            specs = specs[: self.breadth]
-            if not specs:
+            specs = _new_queries(specs, previous)[: self.breadth]
+            if not specs and round_no == 0:
                 specs = [QuerySpec(query=self.question, goal="Answer the question directly")]
             await self.ctx.save_checkpoint(key, list(specs))
-            listing = "\n".join(f"{i}. {s['query']} — {s['goal']}" for i, s in enumerate(specs, 1))
-            await self.ctx.output(f"\n## Search queries (round {round_no + 1})\n\n{listing}\n")
+            if specs:
+                listing = "\n".join(
+                    f"{i}. {escape(s['query'])}" + (f" — {escape(s['goal'])}" if s["goal"] else "")
+                    for i, s in enumerate(specs, 1)
+                )
+                await self.ctx.output(f"\n## Search queries (round {round_no + 1})\n\n{listing}\n")
         self.units_done += 1
         if round_no == 0:
-            await self.progress("queries", QUERIES_DONE, f"{len(specs)} search queries")
+            planned = counted(len(specs), "search query", "search queries")
+            await self.progress("queries", QUERIES_DONE, planned)
+        elif specs:
+            await self.unit_done(counted(len(specs), "follow-up query", "follow-up queries"))
         else:
-            await self.unit_done(f"{len(specs)} follow-up queries")
+            # Searching old queries again would only repeat what the earlier rounds learned.
+            await self.progress(
+                "search",
+                self.pct,
+                f"Round {round_no + 1} brought no new search queries: the research stops "
+                f"after {counted(round_no, 'round')} of {self.depth}.",
+            )
         return specs
 
     async def search_round(
@@ -186,19 +209,25 @@ class _Run:
             await self.progress("search", self.pct, f"Searching: {spec['query']}")
             hits = (await self.search.search(spec["query"]))[: self.request.search.max_results]
             await self.ctx.save_checkpoint(f"search:{key}", list(hits))
-        await self.unit_done(f"{len(hits)} results for: {spec['query']}")
+        await self.unit_done(f"{counted(len(hits), 'result')} for: {spec['query']}")
         saved = self.ctx.checkpoint(f"learnings:{key}")
         if isinstance(saved, dict):
             learnings = _learnings_from_json(saved)
         else:
             learnings = await self.ai.learnings(self.question, spec, hits, self.language)
             await self.ctx.save_checkpoint(f"learnings:{key}", dict(learnings))
-            await self.ctx.output(_learnings_text(learnings, hits))
-        await self.unit_done(f"{len(learnings['learnings'])} learnings from: {spec['query']}")
+            text = _learnings_text(learnings, hits, markdown=self.ai.writes_markdown)
+            await self.ctx.output(text)
+        found = counted(len(learnings["learnings"]), "learning")
+        await self.unit_done(f"{found} from: {spec['query']}")
         return hits, learnings
 
     async def report(
-        self, plan: str, previous: list[Learnings], hits_by_id: dict[str, Hit]
+        self,
+        plan: str,
+        previous: list[Learnings],
+        hits_by_id: dict[str, Hit],
+        passages: dict[str, list[str]],
     ) -> ResearchResult:
         await self.progress("report", SEARCH_DONE, "Writing the report")
         numbers: dict[str, int] = {}
@@ -229,14 +258,18 @@ class _Run:
         if not body.endswith("\n"):
             body += "\n"
             await self.ctx.output("\n")
+        checked = check_citations(body, cited, passages)
         gap = "" if body.endswith("\n\n") else "\n"
-        tail = gap + sources_section(cited) if cited else ""
-        if tail:
-            await self.ctx.output(tail)
-        report = body + tail
+        note = f"{gap}> {checked.summary}\n"
+        await self.ctx.output(note)
+        listing = "\n" + sources_section(cited) if cited else ""
+        if listing:
+            await self.ctx.output(listing)
         result = ResearchResult(
-            report=report,
+            report=checked.body + note + listing,
             sources=[SourceRef(id=s["id"], title=s["title"], url=s["url"]) for s in cited],
+            citations=checked.claims,
+            citation_support=checked.support,
         )
         await self.ctx.save_checkpoint("report", result.model_dump(mode="json"))
         await self.progress("report", 100, "Report complete")
@@ -277,13 +310,29 @@ def _learnings_from_json(value: dict[str, Any]) -> Learnings:
     )
 
 
-def _learnings_text(learnings: Learnings, hits: list[Hit]) -> str:
-    """Learnings of one query for the output stream, cited against that query's results."""
+def _new_queries(specs: list[QuerySpec], previous: list[Learnings]) -> list[QuerySpec]:
+    """`specs` without the queries earlier rounds searched (same words, any case or spacing)."""
+    asked = {normalise_space(item["query"]).lower() for item in previous}
+    out: list[QuerySpec] = []
+    for spec in specs:
+        key = normalise_space(spec["query"]).lower()
+        if key and key not in asked:
+            asked.add(key)
+            out.append(spec)
+    return out
+
+
+def _learnings_text(learnings: Learnings, hits: list[Hit], *, markdown: bool) -> str:
+    """Learnings of one query for the output stream, cited against that query's results.
+
+    `markdown`: the learnings are Markdown already (an LLM's), not text quoted from sources.
+    """
     local = {hit["id"]: i for i, hit in enumerate(hits, 1)}
-    lines = [f"\n### Learnings: {learnings['query']}\n"]
+    lines = [f"\n### Learnings: {escape(learnings['query'])}\n"]
     for item in learnings["learnings"]:
         cites = "".join(f"[{local[s]}]" for s in item["sources"] if s in local)
-        lines.append(f"- {item['text']} {cites}".rstrip())
+        text = item["text"] if markdown else escape(item["text"])
+        lines.append(f"- {text} {cites}".rstrip())
     if not learnings["learnings"]:
         lines.append("- Nothing relevant found.")
     cited = sorted(
@@ -291,5 +340,7 @@ def _learnings_text(learnings: Learnings, hits: list[Hit]) -> str:
     )
     if cited:
         lines.append("")
-        lines.extend(f"[{n}] {hits[n - 1]['title']} — {hits[n - 1]['url']}" for n in cited)
+        lines.extend(
+            f"[{n}] {escape(hits[n - 1]['title'])} — `{hits[n - 1]['url']}`" for n in cited
+        )
     return "\n".join(lines) + "\n"

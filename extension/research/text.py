@@ -233,3 +233,8 @@ def jaccard(a: Sequence[str], b: Sequence[str]) -> float:
 def normalise_space(text: str) -> str:
     """Collapse runs of white space into one space and strip."""
     return " ".join(text.split())
+
+
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """`1 learning`, `2 learnings`; `plural` for nouns that do not just take an s (`queries`)."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"

@@ -136,6 +136,7 @@ class FakeLLM(_Server):
         self.statuses: list[int] = []
         self.api_key: str | None = None
         self.queries_format = "json"  # or "lines"
+        self.answers: dict[str, str] = {}  # scripted answers by kind ("report"...)
 
     def calls(self, kind: str | None = None) -> int:
         with self.lock:
@@ -217,7 +218,7 @@ class _LLMHandler(BaseHTTPRequestHandler):
             time.sleep(3)
             self._json(500, {"error": {"message": "too late"}})
             return
-        text = _answer(kind, prompt, self.fake.queries_format)
+        text = self.fake.answers.get(kind) or _answer(kind, prompt, self.fake.queries_format)
         self._stream(text, model or "", slow=(model == "trickle"))
 
     def _stream(self, text: str, model: str, *, slow: bool) -> None:
