@@ -72,8 +72,9 @@ class Replay:
         return recording
 
     def check_may_run(self, request: ResearchRequest) -> None:
-        """Refuse (409) a request that would run research without a recording, under replay_only."""
-        if self.only and self.find(request) is None:
+        """Refuse (409) a request whose recording is damaged, or, under replay_only, one that
+        has none: before anything is stored, not as a failed task."""
+        if self.find(request) is None and self.only:
             raise NotRecorded(self.refusal(request))
 
     def refusal(self, request: ResearchRequest) -> str:
