@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -36,9 +37,7 @@ class Tripwire:
 
     def close(self) -> None:
         # shutdown wakes the blocked accept() on Linux; close alone may not.
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
         self._thread.join(timeout=5)

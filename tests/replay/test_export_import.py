@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
 from traitlets.config import Config
 
+from dr_testing.cli import run_cli
 from jupyter_deepresearch.extension.app import DeepResearchApp
 from jupyter_deepresearch.extension.fingerprint import task_id_for
-from jupyter_deepresearch.extension.models import ResearchRequest, public_request
+from jupyter_deepresearch.extension.models import ReportSettings, ResearchRequest, public_request
 from jupyter_deepresearch.extension.recordings import recording_key
 from jupyter_deepresearch.extension.store.base import Event, TaskState, TaskStore
 
-REQUEST = ResearchRequest(query="How do  recordings work?", report={"breadth": 1, "depth": 1})
+REQUEST = ResearchRequest(
+    query="How do  recordings work?", report=ReportSettings(breadth=1, depth=1)
+)
 RESULT = {
     "report": "# Recordings\n\nThey replay [1].\n",
     "sources": [{"id": "python:json", "title": "json", "url": "https://docs.python.org/3/"}],

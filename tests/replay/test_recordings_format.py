@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
+from dr_testing.cli import run_cli
 from jupyter_deepresearch.extension.models import ResearchRequest, public_request
 from jupyter_deepresearch.extension.recordings import (
     BadRecording,

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
 from research.research_fakes import FakeLLM, FakeSearXNG
 
+from dr_testing.cli import run_cli
 from dr_testing.servers import ServerProcess
 from dr_testing.sse_events import parse_events
 from dr_testing.tripwire import Tripwire

@@ -1,4 +1,4 @@
-"""Helpers of the replay tests: the `jupyter deepresearch` command as a real subprocess."""
+"""The `jupyter deepresearch` command as a real subprocess, with its own Jupyter folders."""
 
 from __future__ import annotations
 
