@@ -143,3 +143,18 @@ def test_export_names_what_it_skipped(tmp_path: Path) -> None:
     bad = run_cli(tmp_path, "export", "--to", str(tmp_path / "out"), "../etc", settings=source)
     assert bad.returncode == 1 and "'../etc' is not a task id" in bad.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_export_filters_by_owner_and_query(tmp_path: Path) -> None:
+    source = {"storage_dir": str(tmp_path / "tasks")}
+    asyncio.run(add_task(source, "alice", RUN))
+    folder = tmp_path / "out"
+    for option, exported in (
+        ("--owner=bob", False),
+        ("--query=nothing like it", False),
+        ("--owner=alice", True),
+        ("--query=RECORDINGS work", True),
+    ):
+        result = run_cli(tmp_path, "export", "--to", str(folder), option, settings=source)
+        assert result.returncode == 0, result.stderr
+        assert ("nothing exported" not in result.stdout) == exported, (option, result.stdout)

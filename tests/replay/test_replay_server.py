@@ -4,6 +4,7 @@ listener on the providers' ports proves that nothing contacted them."""
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 from collections.abc import Iterator
@@ -18,13 +19,15 @@ from dr_testing.servers import ServerProcess
 from dr_testing.sse_events import parse_events
 from dr_testing.tripwire import Tripwire
 from dr_testing.waiting import wait_for, wait_status
+from jupyter_deepresearch.extension.fingerprint import task_id_for
 from jupyter_deepresearch.extension.models import ResearchRequest, public_request
 from jupyter_deepresearch.extension.recordings import (
     Recording,
     recording_key,
     write_recording,
 )
-from jupyter_deepresearch.extension.store.base import Event
+from jupyter_deepresearch.extension.store.base import Event, TaskState
+from jupyter_deepresearch.extension.store.files import FileTaskStore
 
 REAL = "jupyter_deepresearch.extension.research:run_research"
 AI_MARK, URL_MARK = "Zq8rT4vWp", "Hx5sL2dQe"
@@ -256,3 +259,43 @@ async def test_replay_dir_alone_replays_recorded_requests_and_runs_the_others(
     done = await wait_status(api, json.loads(live.body)["task_id"], "completed", "failed")
     assert done["status"] == "completed"
     assert done["result"]["report"] != result["report"]
+
+
+@pytest.fixture
+def paused_task(storage_dir: Path) -> str:
+    """A task paused by its user, stored before the server starts."""
+    request = ResearchRequest(query="Paused before replay_only units=1")
+
+    async def store_it() -> str:
+        store = FileTaskStore(storage_dir)
+        await store.open()
+        try:
+            owner = getpass.getuser()
+            state = TaskState(
+                task_id=task_id_for(request, owner), request=public_request(request), owner=owner
+            )
+            assert await store.create(state)
+            for data in ({"status": "queued"}, {"status": "running"}, {"status": "paused"}):
+                await store.append(state, "status", data)
+            await store.save(state, durable=True)
+            return state.task_id
+        finally:
+            await store.close()
+
+    return asyncio.run(store_it())
+
+
+async def test_replay_only_neither_resumes_nor_restarts_unrecorded_tasks(
+    paused_task: str, replay_only_config: Path, api: Any
+) -> None:
+    body = {"query": "Paused before replay_only units=1"}
+    for method, route, sent in (
+        ("POST", f"tasks/{paused_task}/resume", None),
+        ("POST", "tasks", body),
+        ("POST", "tasks", {**body, "restart": True}),
+    ):
+        refused = await api(method, *route.split("/"), body=sent)
+        assert refused.code == 409, (route, refused.body)
+        assert "replay_only" in json.loads(refused.body)["message"]
+    info = json.loads((await api("GET", "tasks", paused_task)).body)
+    assert info["status"] == "paused"
