@@ -68,6 +68,8 @@ class _StoreCommand(JupyterApp):
             asyncio.run(work)
         except DeepResearchError as error:
             self.problem(f"error: {error.message}")
+        except OSError as error:  # the folder written or read: not there, not writable, full
+            self.problem(f"error: {error}")
         if self.failed:
             self.exit(1)
 
@@ -234,7 +236,11 @@ async def store_recording(
             if event.type == EventType.status and event.data.get("status") == Status.running
         )
         await store.save(state, durable=True)
-    finally:
-        await store.release_lease(task_id, writer.owner)
+    except BaseException:
+        # Half a task would look queued or running to a server, which would run it: none.
         store.detach(task_id)
+        await store.delete(task_id)
+        raise
+    await store.release_lease(task_id, writer.owner)
+    store.detach(task_id)
     return True

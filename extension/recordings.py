@@ -30,11 +30,11 @@ from pydantic import ValidationError
 
 from .errors import DeepResearchError
 from .fingerprint import task_id_for
-from .lifecycle import EventType, Status
+from .lifecycle import Status
 from .models import ResearchRequest, ResearchResult, validation_message
 from .redact import scrub
 from .store._atomic import atomic_write
-from .store.base import Event, TaskState
+from .store.base import EVENT_TYPES, Event, TaskState
 
 FORMAT_VERSION = 1
 TASK_FILE = "task.json"
@@ -227,7 +227,7 @@ def _events(path: Path, result: dict[str, Any]) -> tuple[Event, ...]:
         event_id, kind, data = record["id"], record["type"], record["data"]
         if event_id != number or isinstance(event_id, bool):
             raise BadRecording(where, f"event ids count 1, 2, 3...; this one is {event_id!r}")
-        if kind not in set(EventType) or not isinstance(data, dict):
+        if kind not in EVENT_TYPES or not isinstance(data, dict):
             raise BadRecording(where, f"{kind!r} is not an event type with a data object")
         event = Event(event_id, kind, data)
         try:
