@@ -31,6 +31,7 @@ from . import redact
 from .handlers import route_table
 from .limits import Limits
 from .models import clean_secret
+from .replay import Replay
 from .research.context import DEFAULT_MAX_SOURCE_FILE_BYTES, ResearchPipeline
 from .store.base import StoreSettings, TaskStore
 from .tasks import RequestPolicy, TakeoverPolicy, TaskManager
@@ -162,6 +163,21 @@ class DeepResearchApp(ExtensionApp):
         help="Import path 'module:callable' of the research pipeline each task runs.",
     )
 
+    replay_dir = Unicode(
+        "",
+        config=True,
+        help="A folder written by `jupyter deepresearch export`: a request whose recording it "
+        "holds (same request, whoever asks; secrets never count) is answered from it, its "
+        "recorded events streamed like a live run's, without calling any provider. Empty: none.",
+    )
+    replay_only = Bool(
+        False,
+        config=True,
+        help="Run no research at all: a request that would start research (new, resumed or "
+        "restarted) and has no recording in `replay_dir` gets 409 saying how to record it, and "
+        "no provider is ever called (for CI runs of notebooks). Tasks are not resumed at start.",
+    )
+
     manager: TaskManager | None = None
 
     @default("max_task_age_hours")
@@ -262,6 +278,15 @@ class DeepResearchApp(ExtensionApp):
         pipeline: ResearchPipeline = getattr(import_module(module_name), attribute)
         return pipeline
 
+    def make_replay(self) -> Replay | None:
+        """The recordings `replay_dir` and `replay_only` ask for, or None when replay is off."""
+        if not self.replay_dir and not self.replay_only:
+            return None
+        folder = Path(self.replay_dir).expanduser().resolve() if self.replay_dir else None
+        if folder is not None and not folder.is_dir():
+            self.log.warning("deepresearch: replay_dir %s is not a folder; nothing replays", folder)
+        return Replay(folder, only=self.replay_only, log=self.log)
+
     def build_manager(
         self,
         root_dir: Path,
@@ -273,6 +298,7 @@ class DeepResearchApp(ExtensionApp):
         any user's tasks, but none that reads users' source folders)."""
         from .research import validate_request
 
+        replay = self.make_replay()
         # Log lines and tracebacks, ours and our libraries', are scrubbed of secrets too.
         redact.install_log_scrubbing()
         requests = RequestPolicy(
@@ -286,16 +312,19 @@ class DeepResearchApp(ExtensionApp):
                 queued=self.max_queued_tasks,
                 stored_per_user=self.max_stored_tasks_per_user,
             ),
+            may_run=replay.check_may_run if replay is not None else None,
         )
         # Running tasks whose server is gone is the worker's whole job: it always resumes.
         takeover = TakeoverPolicy(
-            auto_resume=worker or self.auto_resume,
+            # Under replay_only nothing would run them anyway (no recording, no provider).
+            auto_resume=(worker or self.auto_resume) and not self.replay_only,
             runs_for=None if worker else (self.server_user or None),
             reads_sources=not worker,
         )
+        pipeline = self.load_pipeline()
         return TaskManager(
             self.make_store(),
-            self.load_pipeline(),
+            replay.wrap(pipeline) if replay is not None else pipeline,
             root_dir=root_dir,
             cache_dir=self.resolved_cache_dir(),
             max_concurrent_tasks=self.max_concurrent_tasks,

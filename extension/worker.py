@@ -72,14 +72,22 @@ class WorkerApp(JupyterApp):
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `jupyter-deepresearch` command (`jupyter deepresearch <sub>`)."""
+    from .cli_recordings import ExportApp, ImportApp
+
+    commands: dict[str, tuple[type[JupyterApp], str]] = {
+        "worker": (WorkerApp, "run queued tasks from the store until SIGTERM"),
+        "export": (ExportApp, "write completed tasks as recordings: export --to DIR [ID ...]"),
+        "import": (ImportApp, "load recordings into the store: import DIR"),
+    }
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print(USAGE + "\n\nsubcommands:\n  worker   run queued tasks from the store until SIGTERM")
+        listed = "\n".join(f"  {name:<8} {text}" for name, (_, text) in commands.items())
+        print(USAGE + "\n\nsubcommands:\n" + listed)
         return
-    if args[0] != "worker":
+    if args[0] not in commands:
         print(f"unknown subcommand {args[0]!r}\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)
-    WorkerApp.launch_instance(args[1:])
+    commands[args[0]][0].launch_instance(args[1:])
 
 
 if __name__ == "__main__":

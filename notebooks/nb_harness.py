@@ -7,6 +7,13 @@ the saved outputs: nbval compares against them).
 The server runs the real offline pipeline, paced: each progress event waits `NB_PACE_SECONDS`
 (default 0.2 s) the way a real language model would, so that the notebooks can pause, cancel and
 reattach in the middle of a task instead of after it.
+
+The notebooks in `REPLAYED` get a server of their own with `replay_only` over `recordings/`:
+their research is answered from the committed recording and no provider is ever called (the
+conftest listens on the model's port and fails the run if anything connects there).
+`python notebooks/nb_harness.py --record` makes those recordings again, honestly: it runs each
+such notebook on a live server whose model is the test suite's OpenAI-compatible fake, listening
+on the notebook's model URL, then exports the finished tasks into `recordings/`.
 """
 
 from __future__ import annotations
@@ -26,7 +33,17 @@ if str(TESTS_DIR) not in sys.path:  # run as a script: the test suite's helpers
 
 from dr_testing.servers import ServerProcess  # noqa: E402
 
-NOTEBOOKS = ("quickstart.ipynb", "reattach.ipynb", "providers.ipynb", "manage-tasks.ipynb")
+NOTEBOOKS = (
+    "quickstart.ipynb",
+    "reattach.ipynb",
+    "providers.ipynb",
+    "manage-tasks.ipynb",
+    "recorded-research.ipynb",
+)
+REPLAYED = frozenset({"recorded-research.ipynb"})
+RECORDINGS = HERE / "recordings"
+# The port of the replayed notebooks' model URL (Ollama's default, http://127.0.0.1:11434/v1).
+MODEL_PORT = 11434
 
 
 class _Paced:
@@ -54,13 +71,16 @@ async def paced_research(ctx: Any) -> Any:
 class NotebookServer(ServerProcess):
     """The test suite's server process in a temporary folder, running the paced pipeline."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, replay: bool = False) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="dr-notebooks-"))
         path = (str(HERE), str(TESTS_DIR), os.environ.get("PYTHONPATH"))
+        settings: dict[str, Any] = {"pipeline": "nb_harness:paced_research", "flush_interval": 0.1}
+        if replay:
+            settings.update(replay_dir=str(RECORDINGS), replay_only=True)
         super().__init__(
             workdir,
             workdir / "tasks",
-            settings={"pipeline": "nb_harness:paced_research", "flush_interval": 0.1},
+            settings=settings,
             env={"PYTHONPATH": os.pathsep.join(p for p in path if p)},
         )
 
@@ -87,44 +107,80 @@ class NotebookServer(ServerProcess):
         return code
 
 
-def regenerate(names: list[str]) -> None:
-    """Execute notebooks in place against a fresh server, as nbval will, saving their outputs."""
+def execute(path: Path, server: NotebookServer, *, save: bool) -> None:
+    """Run a notebook's cells (as nbval does) with `server` as the kernel's server."""
     import nbformat
     from nbclient import NotebookClient
 
-    server = NotebookServer().start()
+    notebook = nbformat.read(path, as_version=4)
+    skipped = {}
+    for index, cell in enumerate(notebook.cells):
+        # nbval never runs these; neither do we (they need a service outside the machine).
+        if cell.cell_type == "code" and cell.source.lstrip().startswith("# NBVAL_SKIP"):
+            skipped[index] = cell.source
+            cell.source = ""
     saved = {k: os.environ.get(k) for k in server.kernel_env()}
     os.environ.update(server.kernel_env())
     try:
-        for name in names or NOTEBOOKS:
-            path = HERE / name
-            notebook = nbformat.read(path, as_version=4)
-            skipped = {}
-            for index, cell in enumerate(notebook.cells):
-                # nbval never runs these; neither do we (they need a service outside the machine).
-                if cell.cell_type == "code" and cell.source.lstrip().startswith("# NBVAL_SKIP"):
-                    skipped[index] = cell.source
-                    cell.source = ""
-            client = NotebookClient(
-                notebook,
-                timeout=300,
-                record_timing=False,  # no timestamps in the saved notebooks
-                resources={"metadata": {"path": str(HERE)}},
-            )
-            client.execute()
-            for index, source in skipped.items():
-                cell = notebook.cells[index]
-                cell.source, cell.outputs, cell.execution_count = source, [], None
-            nbformat.write(notebook, path)
-            print(f"executed {name}")
+        client = NotebookClient(
+            notebook,
+            timeout=300,
+            record_timing=False,  # no timestamps in the saved notebooks
+            resources={"metadata": {"path": str(HERE)}},
+        )
+        client.execute()
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    for index, source in skipped.items():
+        cell = notebook.cells[index]
+        cell.source, cell.outputs, cell.execution_count = source, [], None
+    if save:
+        nbformat.write(notebook, path)
+
+
+def regenerate(names: list[str]) -> None:
+    """Execute notebooks in place against fresh servers, as nbval will, saving their outputs."""
+    servers: dict[bool, NotebookServer] = {}
+    try:
+        for name in names or NOTEBOOKS:
+            replay = name in REPLAYED
+            if replay not in servers:
+                servers[replay] = NotebookServer(replay=replay).start()
+            execute(HERE / name, servers[replay], save=True)
+            print(f"executed {name}")
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def record(names: list[str]) -> None:
+    """Record the replayed notebooks' research against the fake model, into `RECORDINGS`."""
+    import subprocess
+
+    from research.research_fakes import FakeLLM
+
+    model = FakeLLM(port=MODEL_PORT)
+    model.start()
+    server = NotebookServer().start()
+    try:
+        for name in names or sorted(REPLAYED):
+            execute(HERE / name, server, save=False)
+            print(f"ran {name} against the fake model ({model.calls()} calls so far)")
+        command = [sys.executable, "-m", "jupyter_deepresearch.extension.worker", "export"]
+        command += ["--to", str(RECORDINGS), "--overwrite", "--store=files"]
+        command += [f"--storage-dir={server.storage_dir}"]
+        subprocess.run(command, check=True)
+    finally:
         server.stop()
+        model.stop()
 
 
 if __name__ == "__main__":
-    regenerate(sys.argv[1:])
+    if sys.argv[1:2] == ["--record"]:
+        record(sys.argv[2:])
+    else:
+        regenerate(sys.argv[1:])

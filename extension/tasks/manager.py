@@ -153,6 +153,7 @@ class TaskManager:
                 if state is None:
                     raise StoreUnavailable(f"Task {task_id} exists but cannot be read.")
             if request.restart:
+                self.requests.check_may_run(request)
                 if not state.status.active:
                     await self._check_limits(user, new_task=False)
                 return await self._restart(state, request), False
@@ -164,6 +165,7 @@ class TaskManager:
             elif state.status is Status.completed:
                 self.log.info("Returned completed task %s", task_id)
             else:
+                self.requests.check_may_run(request)
                 await self._check_limits(user, new_task=False)
                 return await self.takeover.resume_claimed(task_id, request), False
             return state, False
@@ -172,6 +174,7 @@ class TaskManager:
         self, task_id: str, request: ResearchRequest, user: str | None
     ) -> TaskState | None:
         """Create and queue the task; None if another server created it a moment earlier."""
+        self.requests.check_may_run(request)
         await self._check_limits(user, new_task=True)
         state = TaskState(task_id=task_id, request=public_request(request), owner=user)
         lease = LeaseRequest(self.leases.owner, self.leases.seconds)
@@ -230,6 +233,8 @@ class TaskManager:
         async with self.locks(task_id):
             if not allowed(Action.resume, state.status):
                 raise Conflict(conflict_message(Action.resume, task_id, state.status))
+            if self.requests.policy.may_run is not None:
+                self.requests.check_may_run(self.requests.stored_request(state))
             await self._check_limits(state.owner, new_task=False)
             return await self.takeover.resume_claimed(task_id, None)
 

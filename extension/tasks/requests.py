@@ -21,6 +21,8 @@ from ..resolve import RequestResolver
 from ..store.base import TaskState, TaskStore
 
 RequestValidator = Callable[[ResearchRequest, Path], None]
+# Raises when the request may not start research here (`replay.Replay.check_may_run`).
+RunCheck = Callable[[ResearchRequest], None]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class RequestPolicy:
     fingerprint_scope: str = "user"
     validate: RequestValidator | None = None
     limits: Limits = field(default_factory=Limits)
+    may_run: RunCheck | None = None
 
 
 class Requests:
@@ -55,6 +58,12 @@ class Requests:
         if self.policy.validate is not None:
             self.policy.validate(request, self.root_dir)
         return request
+
+    def check_may_run(self, request: ResearchRequest) -> None:
+        """Refuse a request that would start research (create, resume, restart) where research
+        may not run for it (replay_only without a recording); nothing is changed before."""
+        if self.policy.may_run is not None:
+            self.policy.may_run(request)
 
     def task_id_of(self, request: ResearchRequest, user: str | None) -> str:
         owner = user if self.policy.fingerprint_scope == "user" else None

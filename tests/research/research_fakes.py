@@ -94,8 +94,8 @@ def free_port() -> int:
 class _Server:
     """A threading HTTP server on a free loopback port; `url` is its base URL."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.httpd.fake = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(
@@ -131,8 +131,8 @@ class FakeLLM(_Server):
     `/chat/completions`; each request's `path` and `auth` header are recorded.
     """
 
-    def __init__(self) -> None:
-        super().__init__(_LLMHandler)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(_LLMHandler, port)
         self.statuses: list[int] = []
         self.api_key: str | None = None
         self.queries_format = "json"  # or "lines"
