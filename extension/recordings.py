@@ -99,7 +99,9 @@ def recording_of(state: TaskState, events: Iterable[Event]) -> Recording:
         key=recording_key(request),
         request=_scrubbed(state.request),
         events=renumbered,
-        result=_scrubbed(ResearchResult.model_validate(state.result).model_dump(mode="json")),
+        result=_scrubbed(
+            ResearchResult.model_validate(state.result).model_dump(mode="json", exclude_unset=True)
+        ),
     )
 
 
@@ -165,7 +167,9 @@ def read_recording(path: Path) -> Recording:
         raise BadRecording(path / TASK_FILE, f"unknown fields {sorted(unknown)}")
     try:
         request = ResearchRequest.model_validate(task.get("request"), strict=False)
-        result = ResearchResult.model_validate(task.get("result")).model_dump(mode="json")
+        result = ResearchResult.model_validate(task.get("result")).model_dump(
+            mode="json", exclude_unset=True
+        )
     except ValidationError as error:
         raise BadRecording(path / TASK_FILE, validation_message(error)) from None
     if recording_key(request) != key:
@@ -239,7 +243,8 @@ def _events(path: Path, result: dict[str, Any]) -> tuple[Event, ...]:
         raise BadRecording(path, "the run does not end completed (is the file cut short?)")
     if (
         state.result is None
-        or ResearchResult.model_validate(state.result).model_dump(mode="json") != result
+        or ResearchResult.model_validate(state.result).model_dump(mode="json", exclude_unset=True)
+        != result
     ):
         raise BadRecording(path, f"its result event differs from the result in {TASK_FILE}")
     return tuple(events)
