@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ from jupyter_core.application import JupyterApp
 from traitlets import Unicode
 
 from .app import DeepResearchApp
-
-USAGE = "usage: jupyter deepresearch worker [--storage-dir=DIR] [--store=files|redis] ..."
 
 
 class WorkerApp(JupyterApp):
@@ -71,15 +68,10 @@ class WorkerApp(JupyterApp):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `jupyter-deepresearch` command (`jupyter deepresearch <sub>`)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE + "\n\nsubcommands:\n  worker   run queued tasks from the store until SIGTERM")
-        return
-    if args[0] != "worker":
-        print(f"unknown subcommand {args[0]!r}\n{USAGE}", file=sys.stderr)
-        raise SystemExit(2)
-    WorkerApp.launch_instance(args[1:])
+    """`jupyter deepresearch <subcommand>`: kept here for `python -m ...extension.worker worker`."""
+    from .cli import main as cli_main
+
+    cli_main(argv)
 
 
 if __name__ == "__main__":
