@@ -1,0 +1,109 @@
+"""`submit`, `tail` and `submit --wait` against a real server: exit codes 0/1/2/4, the report on
+stdout, and a tail that continues after its connection is cut."""
+
+from __future__ import annotations
+
+import re
+
+from dr_testing.cli import Running, run
+from dr_testing.relay import Relay
+from dr_testing.servers import ServerProcess
+
+LONG = "units=400 delay=0.1"  # about 40 s: long enough to act on it while it runs
+
+
+def submit(query: str, env: dict[str, str], at: list[str]) -> str:
+    done = run(["submit", query, *at], env)
+    assert done.returncode == 0, done.stderr
+    task_id = done.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", task_id), done.stdout
+    return task_id
+
+
+def test_submit_prints_only_the_id_and_attaches_the_second_time(
+    env: dict[str, str], at: list[str]
+) -> None:
+    first = run(["submit", "units=2 attach once", *at], env)
+    second = run(["submit", "units=2   attach once", *at], env)  # same request once normalised
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout
+    assert "created task" in first.stderr
+    assert "attached task" in second.stderr
+
+
+def test_submit_wait_prints_the_report_and_exits_0(env: dict[str, str], at: list[str]) -> None:
+    done = run(["submit", "units=3 report please", "--wait", *at], env)
+    assert done.returncode == 0, done.stderr
+    assert "**completed**" in done.stdout
+    assert "Unit 2 of 'units=3 report please' done." in done.stdout
+    assert "[completed]" in done.stderr  # progress went to stderr, not into the report
+
+
+def test_failed_task_exits_1(env: dict[str, str], at: list[str]) -> None:
+    done = run(["submit", "units=3 fail-at=1 exit one", "--wait", *at], env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Unit 1 failed on purpose." in done.stderr
+    assert done.stdout == ""
+
+
+def test_tail_of_a_cancelled_task_exits_2(env: dict[str, str], at: list[str]) -> None:
+    task_id = submit(f"{LONG} cancel me", env, at)
+    tail = Running(["tail", task_id, *at], env)
+    try:
+        tail.wait_for_line("search")  # it follows the task
+        cancelled = run(["cancel", task_id, *at], env)
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert cancelled.stdout.split() == [task_id, "cancelled"]
+        code, stdout, stderr = tail.finish()
+    finally:
+        tail.kill()
+    assert code == 2, stderr
+    assert f"resume {task_id}" in stderr
+    # Once it is over, a second tail answers at once with the same status.
+    again = run(["tail", task_id, *at], env)
+    assert again.returncode == 2, again.stderr
+
+
+def test_tail_stops_with_4_when_a_person_paused_the_task(
+    env: dict[str, str], at: list[str]
+) -> None:
+    task_id = submit(f"{LONG} pause me", env, at)
+    tail = Running(["tail", task_id, *at], env)
+    try:
+        tail.wait_for_line("search")
+        paused = run(["pause", task_id, *at], env)
+        assert paused.returncode == 0, paused.stderr
+        code, _, stderr = tail.finish()
+    finally:
+        tail.kill()
+        run(["cancel", task_id, *at], env)
+    assert code == 4, stderr
+    assert "[paused]" in stderr
+
+
+def test_tail_continues_after_the_connection_is_cut(
+    server: ServerProcess, env: dict[str, str], at: list[str]
+) -> None:
+    task_id = submit("units=12 delay=0.4 cut the line", env, at)
+    relay = Relay(server.port).start()
+    tail = Running(["tail", task_id, f"--url=http://127.0.0.1:{relay.port}/", at[1]], env)
+    try:
+        tail.wait_for_line("search")
+        assert relay.cut() >= 1
+        tail.wait_for_line("reconnecting")
+        code, stdout, stderr = tail.finish()
+    finally:
+        tail.kill()
+        relay.stop()
+    assert code == 0, stderr
+    for unit in range(12):
+        assert stdout.count(f"Unit {unit} of") == 1
+    streams = [bytes(sent) for sent in relay.requests if b"/events" in sent]
+    assert len(streams) >= 2, "the stream was not reopened"
+    # The reopened stream asks for what came after the events the cut one delivered.
+    assert last_event_id(streams[-1]) > last_event_id(streams[0])
+
+
+def last_event_id(request: bytes) -> int:
+    found = re.search(rb"last-event-id: (\d+)", request, re.IGNORECASE)
+    return int(found.group(1)) if found else 0
