@@ -54,7 +54,7 @@ def test_tail_of_a_cancelled_task_exits_2(env: dict[str, str], at: list[str]) ->
         cancelled = run(["cancel", task_id, *at], env)
         assert cancelled.returncode == 0, cancelled.stderr
         assert cancelled.stdout.split() == [task_id, "cancelled"]
-        code, stdout, stderr = tail.finish()
+        code, _, stderr = tail.finish()
     finally:
         tail.kill()
     assert code == 2, stderr
