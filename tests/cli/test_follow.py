@@ -3,9 +3,13 @@ stdout, and a tail that continues after its connection is cut."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
 import re
+import subprocess
 
-from dr_testing.cli import Running, run
+from dr_testing.cli import SCRIPT, Running, run
 from dr_testing.relay import Relay
 from dr_testing.servers import ServerProcess
 
@@ -107,3 +111,27 @@ def test_tail_continues_after_the_connection_is_cut(
 def last_event_id(request: bytes) -> int:
     found = re.search(rb"last-event-id: (\d+)", request, re.IGNORECASE)
     return int(found.group(1)) if found else 0
+
+
+def test_a_terminal_gets_a_progress_bar(env: dict[str, str], at: list[str]) -> None:
+    primary, secondary = pty.openpty()
+    task_id = submit("units=20 delay=0.3 in a terminal", env, at)
+    process = subprocess.Popen(
+        [SCRIPT, "tail", task_id, *at],
+        env={**env, "TERM": "xterm", "COLUMNS": "120"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    screen = bytearray()
+    with contextlib.suppress(OSError):  # EIO once the command exits and the terminal closes
+        while chunk := os.read(primary, 4096):
+            screen += chunk
+    os.close(primary)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, screen.decode(errors="replace")
+    drawn = screen.decode(errors="replace")
+    assert "━" in drawn  # the bar, drawn and redrawn in place
+    assert "\x1b[" in drawn  # with cursor movements
+    assert b"# Report" in stdout  # the report still goes to stdout, plain
