@@ -120,15 +120,23 @@ class FollowingCommand(ClientCommand):
     """A subcommand that can follow a task to its end, with tail's exit codes."""
 
     quiet = Bool(False, config=True, help="No progress on stderr.")
-    as_json = Bool(False, config=True, help="At the end print the task as JSON, not its report.")
+    as_json = Bool(False, config=True, help="Print the task as JSON, not its id or report.")
     flags: dict[str, Any] = {  # noqa: RUF012
         **ClientCommand.flags,
         "quiet": ({"FollowingCommand": {"quiet": True}}, "No progress on stderr."),
         "json": (
             {"FollowingCommand": {"as_json": True}},
-            "At the end print the task's TaskInfo as JSON instead of its report.",
+            "Print the task's TaskInfo as JSON instead of its id (or, at the end, its report).",
         ),
     }
+
+    def print_started(self, info: TaskInfo) -> int:
+        """Without following: the task's id (or its TaskInfo as JSON) for a script to keep."""
+        if self.as_json:
+            print_json(info.model_dump(mode="json"))
+        else:
+            print(info.task_id)
+        return ExitCode.ok
 
     def follow_to_end(self, client: ResearchClient, task_id: str) -> int:
         """Follow, then print the report (or JSON) on stdout; tail's exit status."""
@@ -234,8 +242,7 @@ class SubmitCommand(FollowingCommand):
             task = client.submit_request(body)
             report_submitted(task.info, "created" if task.created else "attached")
             if not self.wait:
-                print(task.task_id)
-                return ExitCode.ok
+                return self.print_started(task.info)
             return self.follow_to_end(client, task.task_id)
 
 
@@ -328,8 +335,7 @@ class RestartCommand(FollowingCommand):
                 )
             report_submitted(task.info, "restarted")
             if not self.wait:
-                print(task.task_id)
-                return ExitCode.ok
+                return self.print_started(task.info)
             return self.follow_to_end(client, task.task_id)
 
 

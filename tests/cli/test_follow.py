@@ -4,6 +4,7 @@ stdout, and a tail that continues after its connection is cut."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import re
@@ -135,3 +136,18 @@ def test_a_terminal_gets_a_progress_bar(env: dict[str, str], at: list[str]) -> N
     assert "━" in drawn  # the bar, drawn and redrawn in place
     assert "\x1b[" in drawn  # with cursor movements
     assert b"# Report" in stdout  # the report still goes to stdout, plain
+
+
+def test_submit_options_fill_the_request_over_a_json_body(
+    server: ServerProcess, env: dict[str, str], at: list[str]
+) -> None:
+    for folder in ("notes", "papers"):
+        (server.workdir / "root" / folder).mkdir(exist_ok=True)
+    body = {"query": "units=1 options", "report": {"breadth": 3, "language": "English"}}
+    options = ["--sources=notes", "--sources=papers", "--depth=1", "--language=German"]
+    done = run(["submit", f"--json={json.dumps(body)}", *options, "--json-output", *at], env)
+    assert done.returncode == 0, done.stderr
+    request = json.loads(done.stdout)["request"]
+    assert request["query"] == "units=1 options"
+    assert request["search"]["sources"] == ["notes", "papers"]
+    assert request["report"] == {"breadth": 3, "depth": 1, "language": "German"}
