@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import subprocess
+from pathlib import Path
 
 from dr_testing.cli import SCRIPT, Running, run
 from dr_testing.relay import Relay
@@ -151,3 +152,37 @@ def test_submit_options_fill_the_request_over_a_json_body(
     assert request["query"] == "units=1 options"
     assert request["search"]["sources"] == ["notes", "papers"]
     assert request["report"] == {"breadth": 3, "depth": 1, "language": "German"}
+
+
+def test_tail_follows_a_task_through_a_restart_of_its_server(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    settings = {"pipeline": "dr_testing.pipelines:stepped"}
+    first = ServerProcess(tmp_path / "one", tmp_path / "tasks", settings=settings).start()
+    relay = Relay(first.port).start()
+    at = [f"--url=http://127.0.0.1:{relay.port}/", f"--token={first.token}"]
+    second = None
+    tail = None
+    try:
+        task_id = submit("units=15 delay=0.4 survive a restart", env, at)
+        tail = Running(["tail", task_id, *at], env)
+        tail.wait_for_line("search")
+        first.stop()  # SIGTERM: the server pauses the task (reason `shutdown`) and exits
+        second = ServerProcess(tmp_path / "two", tmp_path / "tasks", settings=settings)
+        second.token = first.token
+        relay.target_port = second.start().port  # same store: it resumes the task
+        code, stdout, stderr = tail.finish()
+    finally:
+        if tail is not None:
+            tail.kill()
+        relay.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert code == 0, stderr
+    assert "reconnecting" in stderr
+    # It saw the shutdown's pause and kept following (that pause ends by itself).
+    paused = stderr.index("[paused]")
+    assert stderr.index("[running]", paused) < stderr.index("[completed]", paused)
+    for unit in range(15):
+        assert stdout.count(f"Unit {unit} of") == 1

@@ -10,7 +10,8 @@ from dr_testing.servers import free_port
 
 
 class Relay:
-    """Forwards 127.0.0.1:`port` to `target_port`; records what each client sent."""
+    """Forwards 127.0.0.1:`port` to `target_port` (which a test may change, e.g. to a restarted
+    server's); records what each client sent."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -31,7 +32,11 @@ class Relay:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()  # the server is down: the client sees the connection drop
+                continue
             sent = bytearray()
             with self._lock:
                 self._sockets += [client, upstream]
