@@ -4,7 +4,10 @@ And how the command finds a server without --url."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 from dr_testing.cli import SCRIPT, cli_env, run
 from dr_testing.servers import ServerProcess, free_port
@@ -94,8 +97,6 @@ def test_found_through_the_environment_the_extension_sets(
 
 
 def test_jupyter_finds_the_subcommands(env: dict[str, str]) -> None:
-    import subprocess
-
     jupyter = str(SCRIPT).replace("jupyter-deepresearch", "jupyter")
     done = subprocess.run(
         [jupyter, "deepresearch", "--help-all"], env=env, capture_output=True, text=True
@@ -111,3 +112,25 @@ def test_jupyter_finds_the_subcommands(env: dict[str, str]) -> None:
     )
     assert sub.returncode == 0, sub.stderr
     assert "--SubmitCommand.breadth" in sub.stdout
+
+
+def test_several_running_servers_are_never_guessed_between(tmp_path: Path) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    # Two live processes (this test and init) with runtime files, and one left by a crash.
+    for pid, port in ((os.getpid(), 1), (1, 2), (dead_pid(), 3)):
+        info = {"url": f"http://127.0.0.1:{port}/", "token": "t", "pid": pid}
+        (runtime / f"jpserver-{pid}.json").write_text(json.dumps(info))
+    done = run(["list"], cli_env(runtime))
+    assert done.returncode == 3
+    line = one_line(done.stderr)
+    assert "several Jupyter servers are running" in line and "--url" in line
+    assert "127.0.0.1:1/" in line and "127.0.0.1:2/" in line
+    assert "127.0.0.1:3/" not in line
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

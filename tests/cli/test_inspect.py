@@ -151,3 +151,16 @@ def test_reading_a_redis_store_leaves_it_unchanged(
 
     asyncio.run(ordinary())
     assert asyncio.run(dump()) != before
+
+
+def test_show_of_a_running_task_has_the_report_so_far(env: dict[str, str], at: list[str]) -> None:
+    task_id = run(["submit", "units=400 delay=0.1 show me so far", *at], env).stdout.strip()
+    try:
+        deadline = time.monotonic() + 60
+        shown = run(["show", task_id, *at], env)
+        while "Unit 1 of" not in shown.stdout and time.monotonic() < deadline:
+            shown = run(["show", task_id, *at], env)
+        assert "**running**" in shown.stdout
+        assert "Unit 0 of 'units=400 delay=0.1 show me so far' done." in shown.stdout
+    finally:
+        run(["cancel", task_id, *at], env)
