@@ -68,15 +68,16 @@ async def list_tasks(store: TaskStore, status: str | None, limit: int | None) ->
     return infos
 
 
-async def load_task(store: TaskStore, task_id: str) -> TaskSnapshot:
-    """The task with its outputs (the report so far), as `show` renders it."""
+async def load_task(store: TaskStore, task_id: str) -> TaskState:
+    """The task with its outputs (the report so far)."""
     state = await store.load(task_id)
     if state is None:
         raise TaskNotFoundError(f"No task {task_id} in {store.location}", 404)
-    return snapshot_of(state)
+    return state
 
 
 def snapshot_of(state: TaskState) -> TaskSnapshot:
+    """What `show` renders: the state as a client sees it, with outputs and recent messages."""
     snapshot = TaskSnapshot.from_info(state.info())
     snapshot.outputs = list(state.outputs)
     snapshot.messages = list(state.messages)

@@ -80,8 +80,9 @@ class ShowCommand(StoreCommand):
         task_id = checked_id(self.task_id_arg())
         if self.reads_store:
             store = local.open_store(self.storage_dir, self.redis_url)
-            snapshot = local.run(store, lambda s: local.load_task(s, task_id))
-            info = None
+            state = local.run(store, lambda s: local.load_task(s, task_id))
+            info = state.info()
+            snapshot = local.snapshot_of(state)
         else:
             with self.client() as client:
                 info = client.info(task_id)
@@ -92,28 +93,10 @@ class ShowCommand(StoreCommand):
                         if event.type == "output":
                             snapshot.outputs.append(str(event.data.get("text", "")))
         if self.as_json:
-            data = info.model_dump(mode="json") if info is not None else None
-            print_json(data if data is not None else snapshot_json(snapshot))
+            print_json(info.model_dump(mode="json"))  # as `GET tasks/{id}` answers
             return ExitCode.ok
         sys.stdout.write(markdown(snapshot))
         return ExitCode.ok
-
-
-def snapshot_json(snapshot: TaskSnapshot) -> dict[str, Any]:
-    """A snapshot read from a store in TaskInfo's field names (what `show --json` prints)."""
-    return {
-        "task_id": snapshot.task_id,
-        "status": snapshot.status,
-        "step": snapshot.step,
-        "percentage": snapshot.percentage,
-        "message": snapshot.message,
-        "query": snapshot.query,
-        "last_event_id": snapshot.last_event_id,
-        "attempts": snapshot.attempts,
-        "result": snapshot.result,
-        "error": snapshot.error,
-        "report": snapshot.report,
-    }
 
 
 class FollowingCommand(ClientCommand):

@@ -80,7 +80,10 @@ def test_reading_a_files_store_leaves_it_unchanged(
     assert shown.returncode == 0, shown.stderr
     assert "**completed**" in shown.stdout  # rebuilt from its log, in memory only
     assert "Unit 2 of 'units=3 read only damaged' done." in shown.stdout
-    assert run(["show", healthy, f"--storage-dir={folder}"], env).returncode == 0
+    as_json = run(["show", healthy, "--json", f"--storage-dir={folder}"], env)
+    info = json.loads(as_json.stdout)  # the shape `GET tasks/{id}` answers with
+    assert info["task_id"] == healthy and info["status"] == "completed"
+    assert "Unit 1 of 'units=2 read only healthy' done." in info["result"]["report"]
 
     assert folder_state(folder) == before
 
