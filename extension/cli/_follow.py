@@ -98,6 +98,8 @@ def follow(client: ResearchClient, task_id: str, *, quiet: bool = False) -> Task
     sending `Last-Event-ID`, so no event is missed or repeated.
     """
     snapshot = TaskSnapshot.from_info(client.info(task_id))
+    if snapshot.status == "paused":
+        snapshot.reason = pause_reason(client, snapshot)
     if snapshot.terminal or waits_for_a_person(snapshot):
         return snapshot
     console = Console(file=sys.stderr, quiet=quiet)
@@ -123,6 +125,19 @@ def follow(client: ResearchClient, task_id: str, *, quiet: bool = False) -> Task
         # The stream ended with nothing left to send (204): the task ended meanwhile.
         snapshot.merge(client.info(task_id))
     return snapshot
+
+
+def pause_reason(client: ResearchClient, snapshot: TaskSnapshot) -> str | None:
+    """Why a paused task paused: the `reason` of its last event, the pause itself.
+
+    `TaskInfo` does not say; nothing happens to a paused task after its pause event, so reading
+    the last event (not the whole history) tells.
+    """
+    last = snapshot.last_event_id
+    for event in client.events(snapshot.task_id, after=max(0, last - 1), follow=False):
+        if event.type == "status" and event.data.get("status") == "paused":
+            return str(event.data.get("reason") or PauseReason.user.value)
+    return None  # unknown: treated as a person's pause, so a script never waits for nothing
 
 
 def status_line(snapshot: TaskSnapshot) -> str:

@@ -11,7 +11,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from dr_testing.cli import SCRIPT, Running, run
+from dr_testing.cli import SCRIPT, Running, run, server_args
 from dr_testing.relay import Relay
 from dr_testing.servers import ServerProcess
 
@@ -186,3 +186,39 @@ def test_tail_follows_a_task_through_a_restart_of_its_server(
     assert stderr.index("[running]", paused) < stderr.index("[completed]", paused)
     for unit in range(15):
         assert stdout.count(f"Unit {unit} of") == 1
+
+
+def test_tail_waits_through_a_shutdown_pause_but_not_a_persons(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    settings = {"pipeline": "dr_testing.pipelines:stepped"}
+    first = ServerProcess(tmp_path / "one", tmp_path / "tasks", settings=settings).start()
+    second = ServerProcess(
+        tmp_path / "two", tmp_path / "tasks", settings={**settings, "auto_resume": False}
+    )
+    tail = None
+    try:
+        task_id = submit(f"{LONG} left by a shutdown", env, server_args(first))
+        watcher = Running(["tail", task_id, *server_args(first)], env)
+        watcher.wait_for_line("search")  # it runs
+        watcher.kill()
+        first.stop()  # pauses it with reason `shutdown`; the next server leaves it paused
+        at = server_args(second.start())
+        tail = Running(["tail", task_id, *at], env)
+        tail.wait_for_line("[paused]")
+        # Still following (a shutdown's pause ends by itself): it sees what happens next.
+        assert run(["cancel", task_id, *at], env).returncode == 0
+        code, _, stderr = tail.finish()
+        assert code == 2, stderr
+
+        # A person's pause: nothing will happen until someone acts, so tail says so at once.
+        assert run(["resume", task_id, *at], env).returncode == 0
+        assert run(["pause", task_id, *at], env).returncode == 0
+        paused = run(["tail", task_id, *at], env)
+        assert paused.returncode == 4, paused.stderr
+        assert f"resume {task_id}" in paused.stderr
+    finally:
+        if tail is not None:
+            tail.kill()
+        first.stop()
+        second.stop()
