@@ -112,6 +112,10 @@ def test_jupyter_finds_the_subcommands(env: dict[str, str]) -> None:
     )
     assert sub.returncode == 0, sub.stderr
     assert "--SubmitCommand.breadth" in sub.stdout
+    # The worker keeps its own options (and the server's configuration section).
+    worker = run(["worker", "--help-all"], env)
+    assert worker.returncode == 0, worker.stderr
+    assert "--DeepResearchApp.storage_dir" in worker.stdout
 
 
 def test_several_running_servers_are_never_guessed_between(tmp_path: Path) -> None:
