@@ -7,6 +7,8 @@ from typing import Any
 
 from jupyter_core.application import JupyterApp
 
+from ._exit import ExitCode, usage_status
+
 TASKS = "jupyter_deepresearch.extension.cli._tasks."
 # name -> (app class as an import path, so a subcommand's imports load only when it runs; help).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -45,8 +47,14 @@ class DeepResearchCommand(JupyterApp):
             else:
                 self.print_help()
                 print(f"A subcommand is required: one of {names}", file=sys.stderr)
-            self.exit(2)
+            self.exit(ExitCode.error)
         super().start()
+
+    def initialize(self, argv: Any = None) -> None:
+        try:
+            super().initialize(argv)
+        except SystemExit as stop:
+            raise SystemExit(usage_status(stop.code)) from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import IntEnum
 from typing import Any
 
 from jupyter_core.application import JupyterApp
@@ -20,15 +19,7 @@ from jupyter_deepresearch.kernel_helpers._discovery import (
 )
 from jupyter_deepresearch.kernel_helpers._errors import ServerNotFound
 
-
-class ExitCode(IntEnum):
-    """What a subcommand's exit status tells a script."""
-
-    ok = 0  # done; for `tail`/`--wait`: the task completed
-    failed = 1  # the task failed
-    cancelled = 2  # the task was cancelled (also: a usage error, as argparse does)
-    error = 3  # nothing done: server not found or unreachable, task not found, refused request
-    paused = 4  # `tail`/`--wait`: the task is paused and waits for a user (resume, or a key)
+from ._exit import ExitCode, usage_status
 
 
 class CommandError(Exception):
@@ -44,6 +35,12 @@ class Command(JupyterApp):
     def run(self) -> int:
         """Do the subcommand's work; the exit status."""
         raise NotImplementedError
+
+    def initialize(self, argv: Any = None) -> None:
+        try:
+            super().initialize(argv)
+        except SystemExit as stop:
+            raise SystemExit(usage_status(stop.code)) from None
 
     def start(self) -> None:
         try:

@@ -13,7 +13,7 @@ from jupyter_deepresearch.kernel_helpers._client import ResearchClient
 from jupyter_deepresearch.kernel_helpers._render import ProgressPrinter, short_query
 from jupyter_deepresearch.kernel_helpers._state import TaskEvent, TaskSnapshot
 
-from ._base import ExitCode
+from ._exit import ExitCode
 
 # Pauses that end by themselves (a server restarting, a disk filling up, a worker handing a task
 # back to its owner's server); the others wait for a person.

@@ -18,7 +18,8 @@ from jupyter_deepresearch.kernel_helpers._render import markdown, short_query
 from jupyter_deepresearch.kernel_helpers._state import TaskSnapshot
 
 from . import _local as local
-from ._base import ClientCommand, CommandError, ExitCode, StoreCommand
+from ._base import ClientCommand, CommandError, StoreCommand
+from ._exit import ExitCode
 from ._follow import exit_code, follow, status_line
 
 STATUSES = [status.value for status in Status]

@@ -69,8 +69,12 @@ def test_bad_usage(env: dict[str, str], at: list[str]) -> None:
     assert "valid JSON" in one_line(run(["submit", "--json", "{", *at], env).stderr)
     assert "expected one task id" in one_line(run(["show", *at], env).stderr)
     unknown = run(["frobnicate"], env)
-    assert unknown.returncode == 2
+    assert unknown.returncode == 3
     assert "Unknown subcommand 'frobnicate'" in unknown.stderr
+    # A typo is never taken for a task's end (1 failed, 2 cancelled).
+    assert run(["submit", "q", "--wiat", *at], env).returncode == 3
+    assert run(["list", "--status=finished", *at], env).returncode == 3
+    assert run(["tail", "--help"], env).returncode == 0
 
 
 def test_found_through_the_runtime_file_of_the_only_running_server(
