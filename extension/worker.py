@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ from jupyter_core.application import JupyterApp
 from traitlets import Unicode
 
 from .app import DeepResearchApp
-
-USAGE = "usage: jupyter deepresearch worker [--storage-dir=DIR] [--store=files|redis] ..."
 
 
 class WorkerApp(JupyterApp):
@@ -71,23 +68,10 @@ class WorkerApp(JupyterApp):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `jupyter-deepresearch` command (`jupyter deepresearch <sub>`)."""
-    from .cli_recordings import ExportApp, ImportApp
+    """`jupyter deepresearch <subcommand>`: kept here for `python -m ...extension.worker worker`."""
+    from .cli import main as cli_main
 
-    commands: dict[str, tuple[type[JupyterApp], str]] = {
-        "worker": (WorkerApp, "run queued tasks from the store until SIGTERM"),
-        "export": (ExportApp, "write completed tasks as recordings: export --to DIR [ID ...]"),
-        "import": (ImportApp, "load recordings into the store: import DIR"),
-    }
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        listed = "\n".join(f"  {name:<8} {text}" for name, (_, text) in commands.items())
-        print(USAGE + "\n\nsubcommands:\n" + listed)
-        return
-    if args[0] not in commands:
-        print(f"unknown subcommand {args[0]!r}\n{USAGE}", file=sys.stderr)
-        raise SystemExit(2)
-    commands[args[0]][0].launch_instance(args[1:])
+    cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import ipaddress
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,7 +98,11 @@ class ResearchClient:
                 body[name] = settings_body(name, value)
         if restart:
             body["restart"] = True
-        response = self._request("POST", "tasks", json=body)
+        return self.submit_request(body)
+
+    def submit_request(self, body: Mapping[str, Any]) -> ResearchTask:
+        """`POST tasks` with a whole ResearchRequest body (as JSON); not followed yet."""
+        response = self._request("POST", "tasks", json=dict(body))
         info = TaskInfo.model_validate(response.json())
         return ResearchTask(self, info, created=response.status_code == 201)
 
@@ -162,14 +166,25 @@ class ResearchClient:
         """The task's events with id > `after`; reconnects, and ends once the task is terminal."""
         return iter(self.event_stream(task_id, after=after, follow=follow))
 
-    def event_stream(self, task_id: str, after: int = 0, *, follow: bool = True) -> EventStream:
-        """An `EventStream` (closable from another thread) of the task's events."""
+    def event_stream(
+        self,
+        task_id: str,
+        after: int = 0,
+        *,
+        follow: bool = True,
+        on_reconnect: Callable[[int, BaseException | None], None] | None = None,
+    ) -> EventStream:
+        """An `EventStream` (closable from another thread) of the task's events.
+
+        `on_reconnect(failures, error)` is called before each reconnect (to tell a user).
+        """
         return EventStream(
             self._http,
             f"tasks/{_checked(task_id)}/events",
             after=after,
             follow=follow,
             backoff=self.backoff,
+            on_reconnect=on_reconnect,
         )
 
     # -- plumbing ------------------------------------------------------------------------------

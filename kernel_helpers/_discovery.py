@@ -86,6 +86,33 @@ def _from_runtime_file(path: Path) -> ServerInfo | None:
     return ServerInfo(_with_slash(str(url)), token, f"runtime file {path}")
 
 
+def running_servers(runtime_dir: str | os.PathLike[str] | None = None) -> list[ServerInfo]:
+    """Servers whose runtime file (`jpserver-{pid}.json`) names a live process.
+
+    For a command run outside any server (a terminal, a cron job), where no `JPY_PARENT_PID`
+    says which server is ours; `jupyter server list` reads the same files.
+    """
+    folder = Path(runtime_dir) if runtime_dir is not None else _runtime_dir()
+    found = []
+    for path in sorted(folder.glob("jpserver-*.json")):
+        info = _from_runtime_file(path)
+        pid = path.stem.removeprefix("jpserver-")
+        if info is not None and pid.isdigit() and _alive(int(pid)):
+            found.append(info)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    # A crashed server leaves its runtime file behind; signal 0 asks whether the pid still runs.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
 def _runtime_dir() -> Path:
     # jupyter_core is light and always present beside ipykernel; it knows JUPYTER_RUNTIME_DIR.
     from jupyter_core.paths import jupyter_runtime_dir

@@ -124,9 +124,10 @@ def save(directory: Path, heads: folder.HeadCache) -> None:
 class Listing:
     """The head cache of one store: loaded on the first scan, saved in the background."""
 
-    def __init__(self, directory: Path, log: logging.Logger) -> None:
+    def __init__(self, directory: Path, log: logging.Logger, *, save: bool = True) -> None:
         self.directory = directory
         self.log = log
+        self.saves = save  # False for a read-only store: the file is read, never written
         self.heads: folder.HeadCache = {}
         self._loaded = False
         self._saved: folder.HeadCache = {}  # what the file holds, as far as this process knows
@@ -171,6 +172,8 @@ class Listing:
 
     def save(self) -> None:
         """Write the rows if they changed since the last save (blocking; never raises)."""
+        if not self.saves:
+            return
         with self._lock:
             heads = self.heads
             if heads == self._saved:

@@ -52,9 +52,13 @@ def quarantine(path: Path, log: logging.Logger, task_id: str, why: str) -> Path 
 
 
 def load_task(
-    directory: Path, task_id: str, log: logging.Logger
+    directory: Path, task_id: str, log: logging.Logger, repair: bool = True
 ) -> tuple[TaskState, Signature] | None:
-    """The task's full state from its files, or None if absent or beyond repair."""
+    """The task's full state from its files, or None if absent or beyond repair.
+
+    Without `repair` (a read-only store) damaged files stay where they are and a state rebuilt
+    from the log is returned without writing its snapshot.
+    """
     snap, log_path, idx = task_paths(directory, task_id)
     sig = signature(snap, log_path)
     state: TaskState | None = None
@@ -67,14 +71,16 @@ def load_task(
         try:
             state, _ = decode_snapshot(data, task_id)
         except SnapshotError as exc:
-            quarantine(snap, log, task_id, str(exc))
+            if repair:
+                quarantine(snap, log, task_id, str(exc))
             damaged = True
     try:
         found = journal.read_header(log_path)
     except journal.LogCorrupt as exc:
-        quarantine(log_path, log, task_id, str(exc))
-        with contextlib.suppress(OSError):
-            idx.unlink(missing_ok=True)
+        if repair:
+            quarantine(log_path, log, task_id, str(exc))
+            with contextlib.suppress(OSError):
+                idx.unlink(missing_ok=True)
         found = None
     if found is None:
         if damaged:
@@ -102,7 +108,7 @@ def load_task(
         log.warning("Task %s: its event log belongs to an older run; ignoring it", task_id)
         return state, sig
     _fold(state, log_path, idx, log)
-    if damaged:
+    if damaged and repair:
         try:
             atomic_write(snap, encode_snapshot(*snapshot_parts(state, utcnow())))
             sig = signature(snap, log_path)

@@ -109,6 +109,8 @@ class RedisIndexes(TaskStore):
         self, index: str, command: str, ids: list[str], stale: tuple[str, ...] = ()
     ) -> None:
         """Drop ids from an index whose task is gone (or has one of the `stale` statuses)."""
+        if self.read_only:
+            return  # housekeeping only: the rows returned already leave these ids out
 
         async def run() -> Any:
             pipe = self.client.pipeline(transaction=False)

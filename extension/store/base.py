@@ -157,6 +157,9 @@ class TaskStore(abc.ABC):
     """Persistence of tasks and their event logs. All methods are safe to await concurrently."""
 
     kind: str = "abstract"
+    # Opened for inspection (`jupyter deepresearch list/show --storage-dir`): nothing is written,
+    # not even housekeeping (repairs, caches, index pruning); a write raises `StoreUnavailable`.
+    read_only: bool = False
 
     @classmethod
     @abc.abstractmethod

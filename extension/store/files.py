@@ -70,8 +70,10 @@ class FileTaskStore(SharedFileCalls):
         flush_interval: float = 1.0,
         log: logging.Logger | None = None,
         cache_size: int = 256,
+        read_only: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self.read_only = read_only
         self.flush_interval = flush_interval
         self.log = log or logging.getLogger(__name__)
         self.cache_size = cache_size
@@ -79,7 +81,7 @@ class FileTaskStore(SharedFileCalls):
         # Snapshot heads by stamp for listings, persisted in the folder for the next process;
         # scans shared by the listings that ask at the same time, each with the tasks this
         # store wrote when it began (one let go since may have been read before its last save).
-        self._listing = Listing(self.directory, self.log)
+        self._listing = Listing(self.directory, self.log, save=not read_only)
 
         async def scan() -> tuple[set[str], folder.Scan]:
             writing = set(self._entries)
@@ -106,6 +108,8 @@ class FileTaskStore(SharedFileCalls):
 
     async def _io(self, fn: Callable[..., _T], *args: Any, writes: bool = True) -> _T:
         """Run blocking file work in a thread; disk errors become `StoreUnavailable`."""
+        if writes and self.read_only:
+            raise StoreUnavailable(f"Task storage {self.directory} is opened read-only")
         try:
             result = await asyncio.to_thread(fn, *args)
         except Timeout as exc:  # before OSError: filelock's Timeout is a TimeoutError
@@ -156,7 +160,14 @@ class FileTaskStore(SharedFileCalls):
     # Lifecycle
 
     async def open(self) -> None:
-        """Create the folder, clear crash leftovers, start the background flusher."""
+        """Create the folder, clear crash leftovers, start the background flusher.
+
+        Read-only, it only checks that the folder exists.
+        """
+        if self.read_only:
+            if not await self._io(self.directory.is_dir, writes=False):
+                raise StoreUnavailable(f"Task storage {self.directory} does not exist")
+            return
         await self._io(lambda: self.directory.mkdir(parents=True, exist_ok=True))
         await self._io(remove_stale_temps, self.directory)
         if self._flusher is None:
@@ -359,7 +370,9 @@ class FileTaskStore(SharedFileCalls):
                 self._cache.move_to_end(task_id)
                 return cached[0]
             del self._cache[task_id]
-        loaded = await self._io(load_task, self.directory, task_id, self.log, writes=False)
+        loaded = await self._io(
+            load_task, self.directory, task_id, self.log, not self.read_only, writes=False
+        )
         if loaded is None:
             return None
         state, sig = loaded

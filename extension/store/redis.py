@@ -106,8 +106,10 @@ class RedisTaskStore(RedisIndexes):
         flush_interval: float = 1.0,
         retention_seconds: float = 0.0,
         log: logging.Logger | None = None,
+        read_only: bool = False,
     ) -> None:
         self.settings = RedisSettings.from_url(url)
+        self.read_only = read_only
         self.keys = Keys(self.settings.prefix)
         self.flush_interval = flush_interval
         self.retention_seconds = retention_seconds  # 0: finished tasks are kept forever
@@ -154,6 +156,8 @@ class RedisTaskStore(RedisIndexes):
         """Run Redis commands; connection trouble becomes `StoreUnavailable`."""
         from redis.exceptions import RedisError
 
+        if writes and self.read_only:
+            raise StoreUnavailable(f"Redis at {self.settings.display()} is opened read-only")
         try:
             result = await fn()
         except RedisError as exc:
@@ -175,8 +179,10 @@ class RedisTaskStore(RedisIndexes):
     # Lifecycle
 
     async def open(self) -> None:
-        """Check the connection and start the background flusher."""
+        """Check the connection and start the background flusher (read-only: only check)."""
         await self._call(lambda: self.client.ping(), writes=False)
+        if self.read_only:
+            return
         await self._index_unfinished()
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop(), name="deepresearch-flush")
