@@ -39,7 +39,7 @@ async def prepare(folder: Path, tasks: int) -> list[str]:
 
 
 async def leave_listing_cache(folder: Path) -> None:
-    store = FileTaskStore(folder)  # an ordinary store saves `.listing.cache` on close
+    store = FileTaskStore(folder)  # an ordinary store saves `.cache/listing` on close
     await store.open()
     await store.summaries()
     await store.close()

@@ -4,7 +4,7 @@ The 10,000 completed tasks are written straight through `FileTaskStore` (fsync s
 generating). Start-up: from spawning `jupyter server` to the first 200 of `GET health` (which
 needs the extension started). Memory: RSS of the server process once ready, and after listing
 every task. Figure: start-up with 10k tasks over start-up with none (target <= 1.2), the 10k
-folder holding the listing cache (`.listing.cache`) that any earlier server leaves; for
+folder holding the listing cache (`.cache/listing`) that any earlier server leaves; for
 context, the same start without that file (a first start, or a lost file: every head is read).
 
 `--format seed` writes the folder as the seed app did (`{taskId}.json` only, 50 outputs each, no

@@ -234,10 +234,14 @@ class SharedScans(Generic[_T]):
             return last.result()
         return await self.fresh()
 
-    async def settled(self) -> tuple[_T, bool]:
+    async def settled(self, *, join_running: bool = False) -> tuple[_T, bool]:
         """The last scan, however old, if no name in the folder changed since; else a fresh
-        one. With whether it is the old one: for listings, whose callers then read again the
-        rows that may change without a rename (unfinished tasks' logs grow in place)."""
+        one (or, with `join_running`, the one in progress, as `current`). With whether it is
+        the last one: for listings, whose callers then read again the rows that may change
+        without a rename (unfinished tasks' logs grow in place)."""
+        running = self._running
+        if join_running and running is not None and not running.done() and _here(running):
+            return await asyncio.shield(running), False
         last = self._last
         if last is not None and _here(last) and await self._still_good(last.result(), None):
             return last.result(), True

@@ -416,7 +416,7 @@ class FileTaskStore(SharedFileCalls):
         """Rows for `GET tasks`: as `summaries`, but an idle folder is not scanned again."""
         return list((await self._settled_rows()).values())
 
-    async def _settled_rows(self) -> dict[str, TaskSummary]:
+    async def _settled_rows(self, *, join_running: bool = False) -> dict[str, TaskSummary]:
         """Every task's row, from the last scan while no name in the folder changed since.
 
         The folder's stamp moves with every snapshot written, task created or deleted (all by
@@ -425,7 +425,7 @@ class FileTaskStore(SharedFileCalls):
         unfinished tasks, whose logs grow in place: those are read again.
         """
         writing = set(self._entries)
-        scanned, reused = await self._scans.settled()
+        scanned, reused = await self._scans.settled(join_running=join_running)
         rows = await self._merge(scanned, writing)
         if reused:
             for task_id, row in list(rows.items()):
@@ -464,7 +464,8 @@ class FileTaskStore(SharedFileCalls):
         the snapshot may not show yet. It may list a task that has just finished (callers
         check under the lease).
         """
-        rows = await self._settled_rows()
+        # A scan already running will do: a task it misses is there on the next pass.
+        rows = await self._settled_rows(join_running=True)
         return [row for row in rows.values() if not row.status.terminal]
 
     # Removal and upkeep

@@ -46,10 +46,13 @@ def test_list_and_show_through_the_server(env: dict[str, str], at: list[str]) ->
 
 
 def folder_state(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file's bytes and mtime (ns), and the folder's own mtime under the key ``.``."""
+    """Every file's bytes and mtime (ns), subfolders' too, and each folder's own mtime (under
+    its relative name, the top one as ``.``)."""
     state = {".": (b"", folder.stat().st_mtime_ns)}
-    for path in sorted(folder.iterdir()):
-        state[path.name] = (path.read_bytes(), path.stat().st_mtime_ns)
+    for path in sorted(folder.rglob("*")):
+        name = str(path.relative_to(folder))
+        data = b"" if path.is_dir() else path.read_bytes()
+        state[name] = (data, path.stat().st_mtime_ns)
     return state
 
 
@@ -63,7 +66,7 @@ def test_reading_a_files_store_leaves_it_unchanged(
     # Everything a normal open and read would write: a damaged snapshot (moved aside and
     # rebuilt from its log), no listing cache (saved), a crash's stale temp file (removed).
     (folder / f"{damaged}.json").write_bytes(b"{not json")
-    (folder / ".listing.cache").unlink(missing_ok=True)
+    shutil.rmtree(folder / ".cache", ignore_errors=True)
     stale = folder / ".x.json.1.deadbeef.tmp"
     stale.write_bytes(b"half")
     old = time.time() - 7200
