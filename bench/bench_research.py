@@ -1,8 +1,10 @@
 """Benchmark of the offline research engine (extractive writer + local BM25 search).
 
-Prints how long the first index build takes against a cached load, and how long an offline
-research takes for a few question sizes and breadth/depth settings. Writes the figures to
-`bench/results/research.json`. Run: `python bench/bench_research.py [--repeat N]`.
+Prints how long the first index build takes against a cached load, how long an offline
+research takes for a few question sizes and breadth/depth settings, and the quality figures
+over the evaluation set (`tests/research/evaluation_set.py`): the share of answers citing the
+expected source, the citation check's support, and the time per research. Writes the figures
+to `bench/results/research.json`. Run: `python bench/bench_research.py [--repeat N]`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from jupyter_deepresearch.extension.research import index, run_research
 from jupyter_deepresearch.extension.research.context import DEFAULT_MAX_SOURCE_FILE_BYTES
 
 RESULTS = Path(__file__).parent / "results" / "research.json"
+EVALUATION_DIR = Path(__file__).resolve().parent.parent / "tests" / "research"
 
 QUESTIONS = {
     "short (3 words)": "asyncio task cancellation",
@@ -119,6 +122,30 @@ def bench_research(cache: Path, repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
+def bench_quality(cache: Path) -> dict[str, Any]:
+    """Right-source rate, citation support and time per research over the evaluation set."""
+    sys.path.insert(0, str(EVALUATION_DIR))
+    from evaluation_set import EVALUATION_SET
+
+    hits, supports, times = 0, [], []
+    for question, expected in EVALUATION_SET:
+        ctx = _Ctx(ResearchRequest(query=question), Path(tempfile.gettempdir()), cache)
+        started = time.perf_counter()
+        result = asyncio.run(run_research(ctx))
+        times.append(time.perf_counter() - started)
+        hits += expected in [source.id for source in result.sources]
+        if result.citation_support is not None:
+            supports.append(result.citation_support)
+    return {
+        "questions": len(EVALUATION_SET),
+        "right_source_rate": round(hits / len(EVALUATION_SET), 3),
+        "citation_support_mean": round(statistics.mean(supports), 3) if supports else None,
+        "citation_support_min": round(min(supports), 3) if supports else None,
+        "research_mean_s": round(statistics.mean(times), 3),
+        "research_median_s": round(statistics.median(times), 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per research shape")
@@ -134,6 +161,7 @@ def main() -> None:
         print(f"  loaded (memory)   : {idx['in_memory_s'] * 1000:.3f} ms")
         print(f"  one BM25 search   : {idx['search_median_ms']:.2f} ms (median)")
         rows = bench_research(cache, args.repeat)
+        quality = bench_quality(cache)
     print(f"\nOffline research (extractive + local), median of {args.repeat} runs, index loaded:")
     print(f"  {'question':<18} {'breadth':>7} {'depth':>5} {'median':>9} {'sources':>7}")
     for row in rows:
@@ -141,6 +169,18 @@ def main() -> None:
             f"  {row['question']:<18} {row['breadth']:>7} {row['depth']:>5} "
             f"{row['median_s']:>8.3f}s {row['sources']:>7}"
         )
+    print(
+        f"\nQuality over the evaluation set ({quality['questions']} questions, offline defaults):"
+    )
+    print(f"  cite the expected source : {quality['right_source_rate']:.0%} (target >= 90%)")
+    print(
+        f"  citation support        : mean {quality['citation_support_mean']}, "
+        f"lowest {quality['citation_support_min']} (share of claims their passage supports)"
+    )
+    print(
+        f"  time per research       : mean {quality['research_mean_s']:.3f} s, "
+        f"median {quality['research_median_s']:.3f} s"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -150,6 +190,7 @@ def main() -> None:
                 "platform": platform.platform(),
                 "index": idx,
                 "research": rows,
+                "quality": quality,
             },
             indent=2,
         )
