@@ -131,9 +131,22 @@ class ResearchClient:
         """The task's current `TaskInfo`."""
         return TaskInfo.model_validate(self._request("GET", f"tasks/{_checked(task_id)}").json())
 
-    def list(self, status: str | None = None, limit: int | None = None) -> builtins.list[TaskInfo]:
-        """Tasks, newest first, optionally only those with `status`, at most `limit`."""
+    def list(
+        self,
+        status: str | None = None,
+        limit: int | None = None,
+        *,
+        offset: int = 0,
+        text: str | None = None,
+    ) -> builtins.list[TaskInfo]:
+        """Tasks, newest first, optionally only those with `status` or whose query contains
+        `text` (any case), from the `offset`-th on, at most `limit`; without their results
+        (`info(task_id)` has the report)."""
         params: dict[str, str] = {}
+        if offset:
+            params["offset"] = str(offset)
+        if text:
+            params["q"] = text
         if status is not None:
             params["status"] = status
         if limit is not None:

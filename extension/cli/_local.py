@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from jupyter_deepresearch.extension.errors import StoreUnavailable
-from jupyter_deepresearch.extension.models import TaskInfo
+from jupyter_deepresearch.extension.models import Status, TaskInfo
 from jupyter_deepresearch.extension.store.base import TaskState, TaskStore
+from jupyter_deepresearch.extension.tasks.listing import ListQuery, TaskListing
 from jupyter_deepresearch.kernel_helpers._errors import TaskNotFoundError
 from jupyter_deepresearch.kernel_helpers._state import TaskSnapshot
 
@@ -55,17 +56,20 @@ def run(store: TaskStore, work: Callable[[TaskStore], Awaitable[_T]]) -> _T:
     return asyncio.run(session())
 
 
-async def list_tasks(store: TaskStore, status: str | None, limit: int | None) -> list[TaskInfo]:
-    """Tasks newest first, as `GET tasks` lists them (without results)."""
-    rows = sorted(await store.summaries(), key=lambda r: r.created_at, reverse=True)
-    if status is not None:
-        rows = [row for row in rows if row.status.value == status]
-    infos = []
-    for row in rows[:limit] if limit is not None else rows:
-        state = await store.peek(row.task_id)
-        if state is not None:
-            infos.append(state.info().model_copy(update={"result": None}))
-    return infos
+async def list_tasks(
+    store: TaskStore,
+    status: str | None,
+    limit: int | None,
+    offset: int = 0,
+    text: str | None = None,
+) -> list[TaskInfo]:
+    """Tasks newest first, as `GET tasks` lists them (summaries, every owner's)."""
+    listing = TaskListing(store, store.peek, lambda owner, user: True)
+    wanted = ListQuery(
+        status=None if status is None else Status(status), limit=limit, offset=offset, text=text
+    )
+    page = await listing.page(wanted)
+    return [TaskInfo.model_validate(info) for info in page.tasks]
 
 
 async def load_task(store: TaskStore, task_id: str) -> TaskState:

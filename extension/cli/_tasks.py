@@ -42,10 +42,16 @@ class ListCommand(StoreCommand):
     description = __doc__
     status = Enum(STATUSES, None, allow_none=True, config=True, help="Only tasks with this status.")
     limit = Int(None, allow_none=True, config=True, help="At most this many tasks.")
+    offset = Int(0, config=True, help="Skip this many tasks (of those the filters keep).")
+    query = Unicode(
+        "", config=True, help="Only tasks whose question contains this text (any case)."
+    )
     aliases: dict[str, Any] = {  # noqa: RUF012 (read by traitlets)
         **StoreCommand.aliases,
         "status": "ListCommand.status",
         "limit": "ListCommand.limit",
+        "offset": "ListCommand.offset",
+        "query": "ListCommand.query",
     }
 
     def run(self) -> int:
@@ -53,12 +59,18 @@ class ListCommand(StoreCommand):
             raise CommandError(f"unexpected arguments: {' '.join(self.extra_args)}")
         if self.limit is not None and self.limit < 1:
             raise CommandError("--limit must be at least 1")
+        if self.offset < 0:
+            raise CommandError("--offset must be at least 0")
+        text = self.query or None
         if self.reads_store:
             store = local.open_store(self.storage_dir, self.redis_url)
-            tasks = local.run(store, lambda s: local.list_tasks(s, self.status, self.limit))
+            tasks = local.run(
+                store,
+                lambda s: local.list_tasks(s, self.status, self.limit, self.offset, text),
+            )
         else:
             with self.client() as client:
-                tasks = client.list(self.status, self.limit)
+                tasks = client.list(self.status, self.limit, offset=self.offset, text=text)
         if self.as_json:
             # Without `result`: reports are what `show` is for (GET tasks leaves them out too).
             print_json([info.model_dump(mode="json", exclude={"result"}) for info in tasks])

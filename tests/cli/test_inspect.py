@@ -35,6 +35,11 @@ def test_list_and_show_through_the_server(env: dict[str, str], at: list[str]) ->
     one = json.loads(run(["list", "--json", "--status=completed", "--limit=1", *at], env).stdout)
     assert len(one) == 1 and one[0]["status"] == "completed"
 
+    found = json.loads(run(["list", "--json", "--query=LISTED", *at], env).stdout)
+    assert [row["task_id"] for row in found] == [newer, older]
+    later = run(["list", "--json", "--query=listed", "--offset=1", *at], env).stdout
+    assert [row["task_id"] for row in json.loads(later)] == [older]
+
     text = run(["list", *at], env).stdout
     line = next(line for line in text.splitlines() if line.startswith(newer))
     assert "completed" in line and "100%" in line and "listed second" in line
@@ -79,6 +84,8 @@ def test_reading_a_files_store_leaves_it_unchanged(
     assert listed.returncode == 0, listed.stderr
     rows = {row["task_id"]: row for row in json.loads(listed.stdout)}
     assert rows[healthy]["status"] == "completed"
+    found = run(["list", "--json", "--query=HEALTHY", f"--storage-dir={folder}"], env)
+    assert [row["task_id"] for row in json.loads(found.stdout)] == [healthy]
     shown = run(["show", damaged, f"--storage-dir={folder}"], env)
     assert shown.returncode == 0, shown.stderr
     assert "**completed**" in shown.stdout  # rebuilt from its log, in memory only
