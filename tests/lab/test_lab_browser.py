@@ -193,3 +193,60 @@ def test_a_saved_notebook_reopened_after_a_kernel_restart_shows_the_report(
     kernel_idle(page)
     report_without_widget(page, "Unit 2 of")
     assert page.get_by_text("Error displaying widget").count() == 0
+
+
+def visible_text(page: Any, text: str) -> bool:
+    """Whether any element that shows `text` is visible (hidden fallbacks do not count)."""
+    return bool(
+        page.evaluate(
+            """text => [...document.querySelectorAll('.jp-OutputArea-output *')].some(
+                el => el.childElementCount === 0 && el.textContent.includes(text)
+                    && el.offsetParent !== null)""",
+            text,
+        )
+    )
+
+
+def test_a_notebook_saved_while_its_task_ran_shows_the_task_from_the_server_after_a_restart(
+    lab: LabServer, page: Any
+) -> None:
+    query = "saved-running units=30 delay=0.25"
+    path = lab.notebook("running.ipynb", f"{IMPORT}\ntask = research({query!r})")
+    open_notebook(page, lab, path)
+    run_first_cell(page)
+    widget_badge(page, "running").wait_for()  # the kernel's live widget
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-current.jp-mod-dirty')")
+    with lab.api() as api:
+        [kernel_id] = {
+            s["kernel"]["id"] for s in api.get("api/sessions").json() if s["path"] == path
+        }
+        assert api.post(f"api/kernels/{kernel_id}/restart").status_code == 200
+        status = api.get("api/deepresearch/tasks").json()["tasks"][0]["status"]
+        assert status in ("queued", "running")  # saved mid-run; it runs on in the server
+
+    saved = json.loads((lab.root / path).read_text())
+    [out] = saved["cells"][0]["outputs"]
+    assert "application/vnd.jupyter.widget-view+json" in out["data"]
+    task_id = out["data"]["application/vnd.jupyter-deepresearch.task+json"]["task_id"]
+
+    page.goto(lab.lab_url(path))
+    kernel_idle(page)
+    output = page.locator(f"{NOTEBOOK} .jp-DeepResearch-outputServer")
+    output.locator(".jp-DeepResearch-badge").wait_for()  # the task as the server has it
+    shot(page, "lab-output-after-restart.png")
+    output.get_by_text("Unit 29 of").wait_for()  # it completed on the server meanwhile
+    output.locator(".jp-DeepResearch-badge", has_text="completed").wait_for()
+    assert not visible_text(page, "Error displaying widget")
+    assert not visible_text(page, "Loading widget")
+
+    # Viewers without the extension or the widget's state show the saved Markdown.
+    from nbconvert import HTMLExporter, MarkdownExporter
+
+    html, _ = HTMLExporter().from_filename(str(lab.root / path))
+    markdown, _ = MarkdownExporter().from_filename(str(lab.root / path))
+    for text in (html, markdown):
+        assert task_id in text
+        assert "run the cell again to reattach" in text
+        assert "Error displaying widget" not in text
+    assert "widget-view+json" not in html
