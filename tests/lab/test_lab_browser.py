@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # The notebook in the main area's current tab (Lab may keep others open, hidden).
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 IMPORT = "from jupyter_deepresearch.kernel_helpers import research"
-# Where the README's screenshots come from: `DR_SCREENSHOTS=docs pytest tests/lab`.
+# Where the README's screenshots come from: `DR_SCREENSHOTS=docs/images pytest tests/lab`.
 SCREENSHOTS = os.environ.get("DR_SCREENSHOTS")
 
 
@@ -250,3 +250,46 @@ def test_a_notebook_saved_while_its_task_ran_shows_the_task_from_the_server_afte
         assert "run the cell again to reattach" in text
         assert "Error displaying widget" not in text
     assert "widget-view+json" not in html
+
+
+def test_palette_launcher_and_magic_start_research(lab: LabServer, page: Any) -> None:
+    page.goto(f"{lab.base}lab?reset&token={lab.token}")  # the default layout: a launcher
+    panel = open_panel(page)
+
+    # The palette lists the commands under their `deepresearch:` ids.
+    page.locator(".jp-LauncherCard").first.wait_for()
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("research")
+    ids = page.locator(".lm-CommandPalette-item[data-command^='deepresearch:']")
+    ids.first.wait_for()
+    commands = {ids.nth(i).get_attribute("data-command") for i in range(ids.count())}
+    assert {"deepresearch:new-research", "deepresearch:open-panel"} <= commands
+    page.keyboard.press("Escape")
+
+    # The launcher's card asks for the question and starts the research.
+    page.locator(".jp-LauncherCard", has_text="Research").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill("launcher units=2 delay=0.05")
+    dialog.get_by_role("button", name="OK").click()
+    task_row(panel, "launcher units=2").locator(".jp-DeepResearch-badge").wait_for()
+
+    # `%research` with a question mark starts it; without a question it prints its usage.
+    # (IPython reads a whole cell before running it, so the magic is loaded in a cell of its
+    # own: in the same cell, the `?` line would already have become a help request.)
+    path = lab.notebook(
+        "magic.ipynb",
+        "%load_ext jupyter_deepresearch.kernel_helpers",
+        "%research How do generators work?",
+        "%research",
+    )
+    open_notebook(page, lab, path)
+    page.locator(f"{NOTEBOOK} .jp-Cell .cm-content").first.click()
+    for _ in range(3):
+        page.keyboard.press("Shift+Enter")
+    cells = page.locator(f"{NOTEBOOK} .jp-Cell")
+    cells.nth(1).locator(
+        ".jp-OutputArea", has_text="Unit 3 of 'How do generators work?'"
+    ).wait_for()
+    usage = cells.nth(2).locator(".jp-OutputArea")
+    usage.get_by_text("UsageError: %research needs a question").wait_for()
+    task_row(open_panel(page), "How do generators work?").wait_for()  # listed once
