@@ -287,9 +287,9 @@ def test_palette_launcher_and_magic_start_research(lab: LabServer, page: Any) ->
     for _ in range(3):
         page.keyboard.press("Shift+Enter")
     cells = page.locator(f"{NOTEBOOK} .jp-Cell")
-    cells.nth(1).locator(
-        ".jp-OutputArea", has_text="Unit 3 of 'How do generators work?'"
-    ).wait_for()
-    usage = cells.nth(2).locator(".jp-OutputArea")
+    # The cell's own output area (the widget's report is an output area inside it).
+    report = cells.nth(1).locator(".jp-Cell-outputArea")
+    report.filter(has_text="Unit 3 of 'How do generators work?'").wait_for()
+    usage = cells.nth(2).locator(".jp-Cell-outputArea")
     usage.get_by_text("UsageError: %research needs a question").wait_for()
     task_row(open_panel(page), "How do generators work?").wait_for()  # listed once
