@@ -273,23 +273,22 @@ def test_palette_launcher_and_magic_start_research(lab: LabServer, page: Any) ->
     dialog.get_by_role("button", name="OK").click()
     task_row(panel, "launcher units=2").locator(".jp-DeepResearch-badge").wait_for()
 
-    # `%research` with a question mark starts it; without a question it prints its usage.
-    # (IPython reads a whole cell before running it, so the magic is loaded in a cell of its
-    # own: in the same cell, the `?` line would already have become a help request.)
+    # `%research` with a question mark starts it, even in the cell that loads it; without a
+    # question it prints its usage.
     path = lab.notebook(
         "magic.ipynb",
-        "%load_ext jupyter_deepresearch.kernel_helpers",
-        "%research How do generators work?",
+        "%load_ext jupyter_deepresearch.kernel_helpers\n%research How do generators work?",
         "%research",
     )
     open_notebook(page, lab, path)
     page.locator(f"{NOTEBOOK} .jp-Cell .cm-content").first.click()
-    for _ in range(3):
+    for _ in range(2):
         page.keyboard.press("Shift+Enter")
     cells = page.locator(f"{NOTEBOOK} .jp-Cell")
     # The cell's own output area (the widget's report is an output area inside it).
-    report = cells.nth(1).locator(".jp-Cell-outputArea")
+    report = cells.nth(0).locator(".jp-Cell-outputArea")
     report.filter(has_text="Unit 3 of 'How do generators work?'").wait_for()
-    usage = cells.nth(2).locator(".jp-Cell-outputArea")
+    assert "not found" not in report.inner_text()
+    usage = cells.nth(1).locator(".jp-Cell-outputArea")
     usage.get_by_text("UsageError: %research needs a question").wait_for()
     task_row(open_panel(page), "How do generators work?").wait_for()  # listed once
