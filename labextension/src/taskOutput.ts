@@ -69,7 +69,7 @@ export class TaskOutput extends Panel implements IRenderMime.IRenderer {
     return this._taskId;
   }
 
-  /** True while the kernel's widget is shown rather than the server's view. */
+  /** True while the kernel's live widget is shown rather than the server's view. */
   get showsWidget(): boolean {
     return this._widgetHasView();
   }
@@ -86,9 +86,15 @@ export class TaskOutput extends Panel implements IRenderMime.IRenderer {
         this._widget.hide();
         this.insertWidget(0, this._widget);
         // The widget renderer adds the view once the model is found (maybe later, once the
-        // widget manager has restored) and drops it when the model closes (kernel restart).
+        // widget manager has restored) and drops it when the model closes; ipywidgets marks
+        // the views of a kernel that restarted `jupyter-widgets-disconnected`.
         this._observer = new MutationObserver(() => this._choose());
-        this._observer.observe(this._widget.node, { childList: true });
+        this._observer.observe(this._widget.node, {
+          childList: true,
+          subtree: true,
+          attributes: true,
+          attributeFilter: ['class']
+        });
         await this._widget.renderModel(model);
       }
     }
@@ -104,9 +110,15 @@ export class TaskOutput extends Panel implements IRenderMime.IRenderer {
     super.dispose();
   }
 
+  /** The widget shows a view whose model still lives in the kernel. */
   private _widgetHasView(): boolean {
     const widget = this._widget;
-    return !!widget && !widget.isDisposed && Array.from(widget.children()).length > 0;
+    return (
+      !!widget &&
+      !widget.isDisposed &&
+      Array.from(widget.children()).length > 0 &&
+      !widget.node.querySelector('.jupyter-widgets-disconnected')
+    );
   }
 
   /** Show the widget if it has a view, else the server's view of the task. */

@@ -50,11 +50,11 @@ class FakeWidgetRenderer extends Panel implements IRenderMime.IRenderer {
   constructor(private readonly _modelExists: boolean) {
     super();
   }
+  view = new Widget();
   async renderModel(): Promise<void> {
     if (this._modelExists) {
-      const view = new Widget();
-      view.node.textContent = 'the live widget';
-      this.addWidget(view);
+      this.view.node.textContent = 'the live widget';
+      this.addWidget(this.view);
     } else {
       this.node.textContent = 'Error displaying widget: model not found';
     }
@@ -130,6 +130,18 @@ describe('TaskOutput', () => {
     expect(output.showsWidget).toBe(true);
     expect(visibleText()).toBe('the live widget');
     expect(api.gets).toBe(0);
+  });
+
+  it('gives way to the server when the kernel restarts under the widget', async () => {
+    api.task = completed();
+    const widget = new FakeWidgetRenderer(true);
+    output = render(widget);
+    await output.renderModel(bundle());
+    expect(output.showsWidget).toBe(true);
+    widget.view.addClass('jupyter-widgets-disconnected'); // as ipywidgets does on a restart
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(output.showsWidget).toBe(false);
+    expect(visibleText()).toContain('They yield.');
   });
 
   it('shows the task from the server where the widget model is gone', async () => {
