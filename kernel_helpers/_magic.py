@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections import deque
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -44,6 +45,59 @@ def register(ipython: Any) -> None:
     cleanup = ipython.input_transformers_cleanup
     if keep_question_marks not in cleanup:
         cleanup.append(keep_question_marks)
+        _ask_questions_of_this_cell(ipython)
+
+
+def _ask_questions_of_this_cell(ipython: Any) -> None:
+    """Run the `%research ...?` lines of the cell that loads the extension as questions.
+
+    IPython transforms a whole cell before running it, so in the cell that runs `%load_ext`
+    those lines were already turned into help requests (`pinfo work`) before the transformer
+    above existed. Until the cell ends, such a `pinfo` call runs the question instead.
+    """
+    questions = deque(_questions_after_load(_running_cell(ipython)))
+    if not questions:
+        return
+    magics = ipython.magics_manager.magics["line"]
+    original = magics.get("pinfo")
+    if original is None:
+        return
+
+    def pinfo(parameter_s: str = "", namespaces: Any = None) -> Any:
+        if questions and _help_target(questions[0]) == parameter_s.strip():
+            return ipython.run_line_magic("research", questions.popleft())
+        return original(parameter_s, namespaces)
+
+    def restore(*_: Any) -> None:
+        magics["pinfo"] = original
+        ipython.events.unregister("post_run_cell", restore)
+
+    magics["pinfo"] = pinfo
+    ipython.events.register("post_run_cell", restore)
+
+
+def _running_cell(ipython: Any) -> str:
+    # Kernels store a cell's raw text in the history before they run it.
+    history = getattr(ipython, "history_manager", None)
+    raw = getattr(history, "input_hist_raw", None)
+    return str(raw[-1]) if raw else ""
+
+
+def _questions_after_load(cell: str) -> list[str]:
+    lines = cell.splitlines()
+    start = next((n for n, line in enumerate(lines) if "load_ext" in line), -1)
+    questions = []
+    for line in lines[start + 1 :]:
+        match = _QUESTION_LINE.match(line)
+        if match is not None and match["rest"].strip().rstrip("?"):
+            questions.append(match["rest"].strip())
+    return questions
+
+
+def _help_target(question: str) -> str:
+    """The name IPython's help syntax takes from `question` (`work` of "How does it work?")."""
+    match = re.search(r"([\w.]+)\?+$", question)
+    return match[1] if match else ""
 
 
 @magics_class

@@ -65,8 +65,19 @@ class ProgressPrinter:
         return None
 
 
-def markdown(snapshot: TaskSnapshot) -> str:
-    """The task as Markdown: header, then the report, the recent messages, or the error."""
+LIVE_NOTE = (
+    "*This output showed the task live. Where that view is gone (the kernel restarted, or the "
+    "notebook is viewed elsewhere), run the cell again to reattach to the same task, or open it "
+    "from JupyterLab's Research panel.*"
+)
+
+
+def markdown(snapshot: TaskSnapshot, *, live: bool = False) -> str:
+    """The task as Markdown: header, then the report, the recent messages, or the error.
+
+    `live`: it stands in for a live view that may be gone when the notebook is read (a
+    widget's output saved while the task ran), so it says how to get the task back.
+    """
     head = f"**Research** `{snapshot.task_id}`: **{snapshot.status}**, {snapshot.percentage}%" + (
         f" ({snapshot.step})" if snapshot.step else ""
     )
@@ -82,6 +93,8 @@ def markdown(snapshot: TaskSnapshot) -> str:
         parts.append(f"- {snapshot.message}")
     if not sources_in_report(snapshot):
         parts.append("**Sources**\n\n" + "\n".join(_source_md(s) for s in snapshot.sources))
+    if live and not (snapshot.status == "completed" and snapshot.result is not None):
+        parts.append(LIVE_NOTE)
     return "\n\n".join(parts) + "\n"
 
 

@@ -368,23 +368,26 @@ class ResearchTask:
             return
         widget = self.widget()
         view = widget._repr_mimebundle_() or {}
-        bundle = {**self._markdown_bundle(), WIDGET_VIEW: view.get(WIDGET_VIEW)}
+        # The widget view and our task reference; the Markdown is what viewers without the
+        # widget's model show (nbconvert, GitHub, a front end after a kernel restart).
+        bundle = {**view, **self._markdown_bundle(live=True)}
         handle = display(bundle, raw=True, display_id=True)
         settle = _SettleToMarkdown(self, handle)
         with self._lock:
             self._listeners.append(settle)
         settle.check()  # in case it completed while the widget was being shown
 
-    def _markdown_bundle(self) -> dict[str, Any]:
-        return {"text/plain": repr(self), "text/markdown": self._repr_markdown_()}
+    def _markdown_bundle(self, *, live: bool = False) -> dict[str, Any]:
+        with self._lock:
+            text = markdown(self._snapshot, live=live)
+        return {"text/plain": repr(self), "text/markdown": text}
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle = self._markdown_bundle()
         if self._mode == "widget":
             view = self.widget()._repr_mimebundle_() or {}
             if WIDGET_VIEW in view:
-                bundle[WIDGET_VIEW] = view[WIDGET_VIEW]
-        return bundle
+                return {**view, **self._markdown_bundle(live=True)}
+        return self._markdown_bundle()
 
     def __repr__(self) -> str:
         snap = self._snapshot

@@ -26,6 +26,9 @@ BADGE_COLOURS = {
     "cancelled": "#495057",
 }
 BAR_STYLES = {"completed": "success", "failed": "danger", "paused": "warning", "cancelled": ""}
+# Names the task in a displayed widget's output, so that JupyterLab with our extension can show
+# the task from the server where the widget's model is gone (labextension/src/taskOutput.ts).
+TASK_MIME = "application/vnd.jupyter-deepresearch.task+json"
 
 
 class TaskActions(Protocol):
@@ -110,6 +113,13 @@ class ResearchWidget(widgets.VBox):
             self._render(force_report=True)
             if error is not None:
                 self.notice.value = _para(f"Live updates stopped: {error}", "#dc3545")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget view, with the task's id beside it under `TASK_MIME`."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle[TASK_MIME] = {"task_id": self._state.task_id, "query": self._state.query}
+        return bundle
 
     def close(self) -> None:
         """Close the widget and its parts; the task stops streaming if nothing else watches."""

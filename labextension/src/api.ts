@@ -6,18 +6,29 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { createParser } from 'eventsource-parser';
 
-import {
-  IResearchRequest,
-  ITaskEvent,
-  ITaskInfo,
-  TaskStatus
-} from './types';
+import { IResearchRequest, ITaskEvent, ITaskInfo, TaskStatus } from './types';
+
+/** Which tasks `GET tasks` returns: filtered by status and question text, one page of them. */
+export interface IListOptions {
+  status?: TaskStatus;
+  /** Case-insensitive text the task's question must contain (the server's `q`). */
+  q?: string;
+  limit?: number;
+  /** How many of the filtered, newest-first tasks to skip. */
+  offset?: number;
+}
+
+/** One page of tasks (summaries: no `result`) and how many match the filter in all. */
+export interface ITaskPage {
+  tasks: ITaskInfo[];
+  total: number;
+}
 
 /** What the model needs from the server; tests give it an in-memory one. */
 export interface IResearchAPI {
-  /** Tasks, newest first. */
-  list(options?: { status?: TaskStatus; limit?: number }): Promise<ITaskInfo[]>;
-  /** One task. */
+  /** A page of task summaries, newest first. */
+  list(options?: IListOptions): Promise<ITaskPage>;
+  /** One task, with its `result` once completed. */
   get(taskId: string): Promise<ITaskInfo>;
   /** Create the request's task or attach to it (201 or 200). */
   submit(request: IResearchRequest): Promise<{ task: ITaskInfo; created: boolean }>;
@@ -45,17 +56,25 @@ export class ResearchAPI implements IResearchAPI {
     readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()
   ) {}
 
-  async list(options: { status?: TaskStatus; limit?: number } = {}): Promise<ITaskInfo[]> {
+  async list(options: IListOptions = {}): Promise<ITaskPage> {
     const query: { [key: string]: string } = {};
     if (options.status) {
       query.status = options.status;
     }
+    if (options.q) {
+      query.q = options.q;
+    }
     if (options.limit) {
       query.limit = String(options.limit);
     }
+    if (options.offset) {
+      query.offset = String(options.offset);
+    }
     const search = URLExt.objectToQueryString(query);
-    const data = await this._json<{ tasks: ITaskInfo[] }>(`tasks${search}`);
-    return data.tasks;
+    const data = await this._json<{ tasks: ITaskInfo[]; total?: number }>(`tasks${search}`);
+    // A server from before paging sends no total: what it sent is all there is.
+    const total = data.total ?? (options.offset ?? 0) + data.tasks.length;
+    return { tasks: data.tasks, total };
   }
 
   get(taskId: string): Promise<ITaskInfo> {

@@ -26,6 +26,7 @@ import { ResearchModel } from './model';
 import { notifyFinished } from './notifications';
 import { ResearchPanel } from './panel';
 import { createReportView, ReportContent } from './reportView';
+import { taskOutputFactory, WIDGET_VIEW_MIME } from './taskOutput';
 
 /** Command ids (DESIGN.md: prefixed `deepresearch:`). */
 export namespace CommandIDs {
@@ -82,6 +83,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     notifyFinished(model, taskId => void commands.execute(CommandIDs.openReport, { taskId }));
 
+    // Notebooks clone the registry when they open, so every notebook opened from now on has it.
+    rendermime.addFactory(
+      taskOutputFactory({
+        model,
+        markdown: () => rendermime.createRenderer('text/markdown'),
+        widgetRenderer: options => {
+          // The notebook's own registry holds the widget renderer bound to its kernel.
+          const panel = notebooks?.find(p => p.context.urlResolver === options.resolver);
+          const registry = panel?.content.rendermime;
+          return registry?.getFactory(WIDGET_VIEW_MIME)
+            ? registry.createRenderer(WIDGET_VIEW_MIME)
+            : null;
+        },
+        openReport: taskId => void commands.execute(CommandIDs.openReport, { taskId })
+      })
+    );
+
     commands.addCommand(CommandIDs.openPanel, {
       label: 'Show Research Panel',
       execute: () => shell.activateById(panel.id)
@@ -128,7 +146,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
           taskId,
           model,
           rendermime,
-          fetch: id => api.get(id),
           save: async task => {
             await saveReport(app.serviceManager.contents, fileBrowser?.model.path ?? '', task);
           },

@@ -1,10 +1,12 @@
 /**
  * `ResearchModel`: the user's tasks as the panel shows them, kept live; no DOM.
  *
- * One list request per poll keeps the visible page, new tasks and status changes current;
- * unfinished tasks are followed over SSE (a few at a time: browsers allow six connections per
- * host, which the rest of JupyterLab needs too), so their progress moves live. A task seen
- * unfinished that becomes completed or failed is announced once through `taskFinished`.
+ * The server pages and filters (`GET tasks?status=&q=&limit=&offset=`, summaries without the
+ * report); one list request per poll keeps the visible page, new tasks and status changes
+ * current. Unfinished tasks are followed over SSE (a few at a time: browsers allow six
+ * connections per host, which the rest of JupyterLab needs too), so their progress moves live.
+ * Reports come from `GET tasks/{id}` (`watch`). A task seen unfinished that becomes completed
+ * or failed is announced once through `taskFinished`.
  */
 import { Debouncer, Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -18,7 +20,7 @@ import {
   TaskStatus
 } from './types';
 
-/** The filter the panel shows: a status (or all) and words of the question. */
+/** The filter the panel shows: a status (or all) and text of the question. */
 export interface IFilter {
   status: TaskStatus | '';
   text: string;
@@ -27,23 +29,23 @@ export interface IFilter {
 export namespace ResearchModel {
   export interface IOptions {
     api: IResearchAPI;
-    /** Tasks per page (default 20). */
+    /** Tasks per page (default 50). */
     pageSize?: number;
     /** At most this many unfinished tasks are followed over SSE at once (default 3). */
     maxStreams?: number;
     /** Seconds between list refreshes while Lab is visible (default 5; 0: no polling). */
     pollSeconds?: number;
-    /** With a text filter, how many of the newest tasks are searched (default 500). */
-    searchWindow?: number;
+    /** Milliseconds of no typing before the text filter is sent (default 300). */
+    typingDelay?: number;
   }
 }
 
 export class ResearchModel {
   constructor(options: ResearchModel.IOptions) {
     this._api = options.api;
-    this.pageSize = options.pageSize ?? 20;
+    this.pageSize = options.pageSize ?? 50;
     this._maxStreams = options.maxStreams ?? 3;
-    this._searchWindow = options.searchWindow ?? 500;
+    this._typing = new Debouncer(() => this.refresh(), options.typingDelay ?? 300);
     const seconds = options.pollSeconds ?? 5;
     if (seconds > 0) {
       this._poll = new Poll({
@@ -76,8 +78,22 @@ export class ResearchModel {
     return this._page;
   }
 
+  /** How many pages the filtered tasks fill (at least 1). */
+  get pageCount(): number {
+    return Math.max(1, Math.ceil(this._total / this.pageSize));
+  }
+
+  get hasPreviousPage(): boolean {
+    return this._page > 0;
+  }
+
   get hasNextPage(): boolean {
-    return this._more;
+    return (this._page + 1) * this.pageSize < this._total;
+  }
+
+  /** How many tasks match the filter, on every page. */
+  get total(): number {
+    return this._total;
   }
 
   /** Why the last refresh failed, or null. */
@@ -107,7 +123,7 @@ export class ResearchModel {
     return [...this._streams.keys()];
   }
 
-  /** Change the filter; typing in the text filter refreshes once the typing pauses. */
+  /** Change the filter; typing in the text filter asks the server once the typing pauses. */
   setFilter(filter: Partial<IFilter>): Promise<void> {
     const textOnly = filter.status === undefined;
     this._filter = { ...this._filter, ...filter };
@@ -123,32 +139,19 @@ export class ResearchModel {
 
   /** Fetch the current page (and every unfinished task seen before that is not on it). */
   async refresh(): Promise<void> {
-    const { status, text } = this._filter;
-    const wanted = (this._page + 1) * this.pageSize + 1;
-    let tasks: ITaskInfo[];
-    try {
-      tasks = await this._api.list({
-        status: status || undefined,
-        limit: text ? Math.max(this._searchWindow, wanted) : wanted
-      });
-    } catch (error) {
-      this._error = `Could not load research tasks: ${(error as Error).message}`;
-      this._loading = false;
-      this._changed.emit();
-      throw error;
+    let page = await this._fetchPage();
+    if (page && page.tasks.length === 0 && this._page > 0 && page.total > 0) {
+      // The page emptied (tasks deleted or finished off the filter): show the last one.
+      this._page = Math.ceil(page.total / this.pageSize) - 1;
+      page = await this._fetchPage();
     }
-    this._error = null;
-    this._loading = false;
-    const words = text.toLowerCase().split(/\s+/).filter(Boolean);
-    const matching = tasks.filter(task => {
-      const query = String(task.request?.query ?? '').toLowerCase();
-      return words.every(word => query.includes(word));
-    });
-    const start = this._page * this.pageSize;
-    this._visible = matching.slice(start, start + this.pageSize).map(task => task.task_id);
-    this._more = matching.length > start + this.pageSize;
-    const listed = new Set(tasks.map(task => task.task_id));
-    for (const task of tasks) {
+    if (!page) {
+      return;
+    }
+    this._total = page.total;
+    this._visible = page.tasks.map(task => task.task_id);
+    const listed = new Set(this._visible);
+    for (const task of page.tasks) {
       this._update(task);
     }
     // Unfinished tasks off this page are fetched one by one, so none finishes unnoticed.
@@ -158,6 +161,18 @@ export class ResearchModel {
     await Promise.all(missing.map(task => this._reload(task.task_id)));
     this._follow();
     this._changed.emit();
+  }
+
+  /**
+   * The task with its report (`GET tasks/{id}`), kept current from then on even when it is on
+   * no page (a report tab or a notebook output shows it).
+   */
+  async watch(taskId: string): Promise<ITaskInfo> {
+    const task = await this._api.get(taskId);
+    this._update(task);
+    this._follow();
+    this._changed.emit();
+    return this._tasks.get(taskId) ?? task;
   }
 
   /** Start research on `query` (or attach to its task, as the kernel would). */
@@ -207,11 +222,37 @@ export class ResearchModel {
 
   // -- internals ------------------------------------------------------------------------------
 
+  /** One page of the list; null (and the error kept for the panel) if the server failed. */
+  private async _fetchPage(): Promise<{ tasks: ITaskInfo[]; total: number } | null> {
+    const { status, text } = this._filter;
+    const request = this._api.list({
+      status: status || undefined,
+      q: text.trim() || undefined,
+      limit: this.pageSize,
+      offset: this._page * this.pageSize
+    });
+    this._pending = request;
+    try {
+      const page = await request;
+      this._error = null;
+      return this._pending === request ? page : null; // a newer filter's answer wins
+    } catch (error) {
+      this._error = `Could not load research tasks: ${(error as Error).message}`;
+      this._changed.emit();
+      throw error;
+    } finally {
+      this._loading = false;
+    }
+  }
+
   /** Take a fresher view of a task; announce it if it just finished. */
   private _update(task: ITaskInfo): void {
     const before = this._tasks.get(task.task_id);
     if (before && before.last_event_id > task.last_event_id && !isTerminal(task.status)) {
       return; // an older answer than the events already applied
+    }
+    if (!task.result && before?.result && task.status === 'completed') {
+      task = { ...task, result: before.result }; // list items are summaries, without it
     }
     this._tasks.set(task.task_id, task);
     if (!before || isTerminal(before.status) || !isTerminal(task.status)) {
@@ -287,12 +328,12 @@ export class ResearchModel {
 
   private _api: IResearchAPI;
   private _poll: Poll | null = null;
-  private _typing = new Debouncer(() => this.refresh(), 250);
+  private _typing: Debouncer;
   private _maxStreams: number;
-  private _searchWindow: number;
   private _filter: IFilter = { status: '', text: '' };
   private _page = 0;
-  private _more = false;
+  private _total = 0;
+  private _pending: Promise<unknown> | null = null;
   private _error: string | null = null;
   private _loading = true;
   private _disposed = false;

@@ -117,7 +117,11 @@ function PanelView(props: ResearchPanel.IOptions): JSX.Element {
       </div>
       {model.error && <div className="jp-DeepResearch-error">{model.error}</div>}
       {!model.loading && tasks.length === 0 && !model.error && (
-        <div className="jp-DeepResearch-empty">No research yet.</div>
+        <div className="jp-DeepResearch-empty">
+          {model.filter.status || model.filter.text.trim()
+            ? 'No research matches the filter.'
+            : 'No research yet.'}
+        </div>
       )}
       <ul className="jp-DeepResearch-list">
         {tasks.map(task => (
@@ -127,18 +131,23 @@ function PanelView(props: ResearchPanel.IOptions): JSX.Element {
       <div className="jp-DeepResearch-pager">
         <button
           className="jp-mod-styled jp-DeepResearch-previous"
-          disabled={model.page === 0}
+          title="Newer tasks"
+          disabled={!model.hasPreviousPage}
           onClick={() => void model.setPage(model.page - 1).catch(noop)}
         >
-          Newer
+          Previous
         </button>
-        <span>Page {model.page + 1}</span>
+        <span className="jp-DeepResearch-count">
+          {model.total === 1 ? '1 task' : `${model.total} tasks`}
+          {model.pageCount > 1 && ` · page ${model.page + 1} of ${model.pageCount}`}
+        </span>
         <button
           className="jp-mod-styled jp-DeepResearch-next"
+          title="Older tasks"
           disabled={!model.hasNextPage}
           onClick={() => void model.setPage(model.page + 1).catch(noop)}
         >
-          Older
+          Next
         </button>
       </div>
     </div>

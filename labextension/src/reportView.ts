@@ -15,8 +15,6 @@ export namespace ReportView {
     taskId: string;
     model: ResearchModel;
     rendermime: IRenderMimeRegistry;
-    /** Fetches the task when the model has not seen it. */
-    fetch: (taskId: string) => Promise<ITaskInfo>;
     save: (task: ITaskInfo) => Promise<void>;
     insert: (task: ITaskInfo) => Promise<void>;
   }
@@ -37,10 +35,24 @@ export class ReportContent extends Widget {
     return this._task;
   }
 
-  /** Load the task (from the model, else from the server) and render it. */
+  /** Load the task with its report (`GET tasks/{id}`) and render it. */
   async load(): Promise<void> {
-    const { taskId, model, fetch } = this._options;
-    await this._show(model.task(taskId) ?? (await fetch(taskId)));
+    const { taskId, model } = this._options;
+    const known = model.task(taskId);
+    if (known) {
+      await this._show(known); // at once, while the report is fetched
+    }
+    let task: ITaskInfo;
+    try {
+      task = await model.watch(taskId);
+    } catch (error) {
+      if (!known) {
+        const why = (error as Error).message;
+        await this._render(`*Could not load research task \`${taskId}\`: ${why}*`);
+      }
+      return;
+    }
+    await this._show(task);
   }
 
   dispose(): void {
@@ -50,9 +62,16 @@ export class ReportContent extends Widget {
   }
 
   private _onModelChanged(): void {
-    const task = this._options.model.task(this._options.taskId);
+    const { model, taskId } = this._options;
+    const task = model.task(taskId);
     if (task && task !== this._task) {
       void this._show(task);
+      const key = `${task.status}:${task.last_event_id}`;
+      if (task.status === 'completed' && !task.result && key !== this._fetched) {
+        // Finished as a list summary says: the report itself comes from GET tasks/{id}.
+        this._fetched = key;
+        void model.watch(taskId).catch(() => undefined);
+      }
     }
   }
 
@@ -62,6 +81,10 @@ export class ReportContent extends Widget {
     if (markdown === this._shown) {
       return;
     }
+    await this._render(markdown);
+  }
+
+  private async _render(markdown: string): Promise<void> {
     this._shown = markdown;
     await this._renderer.renderModel(
       new MimeModel({ data: { 'text/markdown': markdown }, trusted: false })
@@ -71,6 +94,7 @@ export class ReportContent extends Widget {
   private _renderer: ReturnType<IRenderMimeRegistry['createRenderer']>;
   private _task: ITaskInfo | null = null;
   private _shown = '';
+  private _fetched = '';
 }
 
 /** The tab: `ReportContent` in a `MainAreaWidget` with the toolbar buttons. */

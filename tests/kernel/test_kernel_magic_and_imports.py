@@ -90,3 +90,26 @@ def test_no_question_prints_a_usage_line_not_a_traceback(
     assert "UsageError: %research needs a question" in err
     assert "Traceback" not in err
     assert submitted(fake) == []
+
+
+def test_a_question_in_the_cell_that_loads_the_magic_is_asked(
+    fake: FakeServer, client: ResearchClient, monkeypatch: pytest.MonkeyPatch, text_mode: None
+) -> None:
+    # IPython transformed the whole cell before `%load_ext` ran: the question had become help
+    # for `work` ("Object `work` not found.").
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setattr(kh, "_default", client)
+    task_routes(fake, task_info())
+    fake.sse_scripts = [[sse(1, "status", {"status": "completed"}), END]]
+    ip = InteractiveShell.instance()
+    try:
+        pinfo = ip.magics_manager.magics["line"]["pinfo"]
+        cell = "%load_ext jupyter_deepresearch.kernel_helpers\n"
+        cell += "%research --wait How do generators work?"
+        result = ip.run_cell(cell, store_history=True)
+        assert result.success
+        assert submitted(fake) == [{"query": "How do generators work?"}]
+        assert ip.magics_manager.magics["line"]["pinfo"] is pinfo  # help is help again
+    finally:
+        InteractiveShell.clear_instance()

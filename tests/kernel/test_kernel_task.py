@@ -24,6 +24,7 @@ from jupyter_deepresearch.kernel_helpers import (
     research,
 )
 from jupyter_deepresearch.kernel_helpers._task import WIDGET_VIEW
+from jupyter_deepresearch.kernel_helpers._widget import TASK_MIME
 
 RUN = [
     sse(1, "status", {"status": "running"}),
@@ -341,12 +342,17 @@ def test_a_displayed_widget_becomes_the_markdown_report_once_the_task_completes(
     display(task)
     release.set()
     first, update = published.wait_for(2)
-    assert set(first["data"]) == {"text/plain", "text/markdown", WIDGET_VIEW}
+    assert set(first["data"]) == {"text/plain", "text/markdown", WIDGET_VIEW, TASK_MIME}
+    # Saved now, the output names its task (JupyterLab shows it from the server) and its
+    # Markdown says how to get the task back where the widget's model is gone.
+    assert first["data"][TASK_MIME] == {"task_id": TASK_ID, "query": task.query}
+    assert "run the cell again to reattach" in first["data"]["text/markdown"]
     display_id = first["transient"]["display_id"]
     assert update["update"] is True and update["transient"]["display_id"] == display_id
     assert set(update["data"]) == {"text/plain", "text/markdown"}
     assert "Tasks are cancelled [1]." in update["data"]["text/markdown"]
     assert "**completed**, 100%" in update["data"]["text/markdown"]
+    assert "reattach" not in update["data"]["text/markdown"]
 
 
 def test_a_completed_task_is_displayed_as_markdown_without_a_widget(

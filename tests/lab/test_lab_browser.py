@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 # The notebook in the main area's current tab (Lab may keep others open, hidden).
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 IMPORT = "from jupyter_deepresearch.kernel_helpers import research"
-# Where the README's screenshots come from: `DR_SCREENSHOTS=docs pytest tests/lab`.
+# Where the README's screenshots come from: `DR_SCREENSHOTS=docs/images pytest tests/lab`.
 SCREENSHOTS = os.environ.get("DR_SCREENSHOTS")
 
 
@@ -193,3 +193,104 @@ def test_a_saved_notebook_reopened_after_a_kernel_restart_shows_the_report(
     kernel_idle(page)
     report_without_widget(page, "Unit 2 of")
     assert page.get_by_text("Error displaying widget").count() == 0
+
+
+def visible_text(page: Any, text: str) -> bool:
+    """Whether any element that shows `text` is visible (hidden fallbacks do not count)."""
+    return bool(
+        page.evaluate(
+            """text => [...document.querySelectorAll('.jp-OutputArea-output *')].some(
+                el => el.childElementCount === 0 && el.textContent.includes(text)
+                    && el.offsetParent !== null)""",
+            text,
+        )
+    )
+
+
+def test_a_notebook_saved_while_its_task_ran_shows_the_task_from_the_server_after_a_restart(
+    lab: LabServer, page: Any
+) -> None:
+    query = "saved-running units=30 delay=0.25"
+    path = lab.notebook("running.ipynb", f"{IMPORT}\ntask = research({query!r})")
+    open_notebook(page, lab, path)
+    run_first_cell(page)
+    widget_badge(page, "running").wait_for()  # the kernel's live widget
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-current.jp-mod-dirty')")
+    page.locator(".jp-NotebookPanel-toolbar [data-jp-item-name='restart'] button").click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    kernel_idle(page)
+    with lab.api() as api:
+        status = api.get("api/deepresearch/tasks").json()["tasks"][0]["status"]
+        assert status in ("queued", "running")  # saved mid-run; it runs on in the server
+    # The open notebook's widget lost its kernel: the server's view of the task takes over.
+    page.locator(f"{NOTEBOOK} .jp-DeepResearch-outputServer .jp-DeepResearch-badge").wait_for()
+    assert not visible_text(page, "Error displaying widget")
+
+    saved = json.loads((lab.root / path).read_text())
+    [out] = saved["cells"][0]["outputs"]
+    assert "application/vnd.jupyter.widget-view+json" in out["data"]
+    task_id = out["data"]["application/vnd.jupyter-deepresearch.task+json"]["task_id"]
+
+    page.goto(lab.lab_url(path))
+    kernel_idle(page)
+    output = page.locator(f"{NOTEBOOK} .jp-DeepResearch-outputServer")
+    output.locator(".jp-DeepResearch-badge").wait_for()  # the task as the server has it
+    shot(page, "lab-output-after-restart.png")
+    output.get_by_text("Unit 29 of").wait_for()  # it completed on the server meanwhile
+    output.locator(".jp-DeepResearch-badge", has_text="completed").wait_for()
+    assert not visible_text(page, "Error displaying widget")
+    assert not visible_text(page, "Loading widget")
+
+    # Viewers without the extension or the widget's state show the saved Markdown.
+    from nbconvert import HTMLExporter, MarkdownExporter
+
+    html, _ = HTMLExporter().from_filename(str(lab.root / path))
+    markdown, _ = MarkdownExporter().from_filename(str(lab.root / path))
+    for text in (html, markdown):
+        assert task_id in text
+        assert "run the cell again to reattach" in text
+        assert "Error displaying widget" not in text
+    assert "widget-view+json" not in html
+
+
+def test_palette_launcher_and_magic_start_research(lab: LabServer, page: Any) -> None:
+    page.goto(f"{lab.base}lab?reset&token={lab.token}")  # the default layout: a launcher
+    panel = open_panel(page)
+
+    # The palette lists the commands under their `deepresearch:` ids.
+    page.locator(".jp-LauncherCard").first.wait_for()
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("research")
+    ids = page.locator(".lm-CommandPalette-item[data-command^='deepresearch:']")
+    ids.first.wait_for()
+    commands = {ids.nth(i).get_attribute("data-command") for i in range(ids.count())}
+    assert {"deepresearch:new-research", "deepresearch:open-panel"} <= commands
+    page.keyboard.press("Escape")
+
+    # The launcher's card asks for the question and starts the research.
+    page.locator(".jp-LauncherCard", has_text="Research").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill("launcher units=2 delay=0.05")
+    dialog.get_by_role("button", name="OK").click()
+    task_row(panel, "launcher units=2").locator(".jp-DeepResearch-badge").wait_for()
+
+    # `%research` with a question mark starts it, even in the cell that loads it; without a
+    # question it prints its usage.
+    path = lab.notebook(
+        "magic.ipynb",
+        "%load_ext jupyter_deepresearch.kernel_helpers\n%research How do generators work?",
+        "%research",
+    )
+    open_notebook(page, lab, path)
+    page.locator(f"{NOTEBOOK} .jp-Cell .cm-content").first.click()
+    for _ in range(2):
+        page.keyboard.press("Shift+Enter")
+    cells = page.locator(f"{NOTEBOOK} .jp-Cell")
+    # The cell's own output area (the widget's report is an output area inside it).
+    report = cells.nth(0).locator(".jp-Cell-outputArea")
+    report.filter(has_text="Unit 3 of 'How do generators work?'").wait_for()
+    assert "not found" not in report.inner_text()
+    usage = cells.nth(1).locator(".jp-Cell-outputArea")
+    usage.get_by_text("UsageError: %research needs a question").wait_for()
+    task_row(open_panel(page), "How do generators work?").wait_for()  # listed once

@@ -1,4 +1,4 @@
-import { IResearchAPI } from '../api';
+import { IListOptions, IResearchAPI, ITaskPage } from '../api';
 import { ResearchModel } from '../model';
 import { IResearchRequest, ITaskEvent, ITaskInfo, TaskStatus } from '../types';
 
@@ -6,7 +6,7 @@ import { IResearchRequest, ITaskEvent, ITaskInfo, TaskStatus } from '../types';
 class FakeAPI implements IResearchAPI {
   tasks = new Map<string, ITaskInfo>();
   calls: string[] = [];
-  listed: Array<{ status?: TaskStatus; limit?: number }> = [];
+  listed: IListOptions[] = [];
   streams = new Map<string, { emit: (event: ITaskEvent) => void; end: () => void }>();
 
   add(n: number, status: TaskStatus = 'completed', query = `question ${n}`): ITaskInfo {
@@ -31,12 +31,16 @@ class FakeAPI implements IResearchAPI {
     this.tasks.set(taskId, { ...this.tasks.get(taskId)!, ...change });
   }
 
-  async list(options: { status?: TaskStatus; limit?: number } = {}): Promise<ITaskInfo[]> {
+  async list(options: IListOptions = {}): Promise<ITaskPage> {
     this.listed.push(options);
+    const q = (options.q ?? '').toLowerCase();
     const all = [...this.tasks.values()]
       .filter(task => !options.status || task.status === options.status)
-      .sort((a, b) => b.created_at.localeCompare(a.created_at));
-    return all.slice(0, options.limit ?? all.length);
+      .filter(task => task.request.query.toLowerCase().includes(q))
+      .sort((a, b) => b.created_at.localeCompare(a.created_at))
+      .map(({ result, ...summary }) => summary);
+    const offset = options.offset ?? 0;
+    return { tasks: all.slice(offset, offset + (options.limit ?? all.length)), total: all.length };
   }
 
   async get(taskId: string): Promise<ITaskInfo> {
@@ -115,16 +119,18 @@ describe('ResearchModel', () => {
     expect(model.hasNextPage).toBe(false);
   });
 
-  it('filters by status on the server and by words of the question', async () => {
+  it('sends the status and the question text to the server as its filter', async () => {
     api.add(1, 'completed', 'How do generators work?');
     api.add(2, 'failed', 'How does asyncio cancel a task?');
     api.add(3, 'completed', 'What is a coroutine?');
-    model = newModel(api);
+    model = newModel(api, { typingDelay: 0 });
     await model.setFilter({ status: 'completed' });
-    expect(api.listed[api.listed.length - 1].status).toBe('completed');
+    expect(api.listed[api.listed.length - 1]).toEqual({ status: 'completed', limit: 3, offset: 0 });
     expect(model.tasks.map(t => t.status)).toEqual(['completed', 'completed']);
-    await model.setFilter({ status: '', text: 'HOW task' });
+    await model.setFilter({ status: '', text: '  CANCEL a ' });
+    expect(api.listed[api.listed.length - 1].q).toBe('CANCEL a');
     expect(model.tasks.map(t => t.request.query)).toEqual(['How does asyncio cancel a task?']);
+    expect(model.total).toBe(1);
   });
 
   it('moves status, step and progress live from the event stream', async () => {
