@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import temp_name, write_all
-from ._folder import folder_lock, task_file
+from ._folder import folder_lock, task_file, task_paths
 from .owners import owner_gone
 
 
@@ -105,12 +105,18 @@ def release(directory: Path, task_id: str, owner: str) -> None:
 
     The record stays, expired, naming its last holder: that is what fences a runner that was
     frozen past its lease (`may_write`) even after the server that took over released it too.
+    But not for a task without files (deleted meanwhile, as by a DELETE racing a resume): its
+    record goes, as a delete removes it, rather than outliving the task.
     """
     with folder_lock(directory):
         path = lease_path(directory, task_id)
         record = _read(path)
         if record is not None and record.get("owner") == owner:
-            _replace(path, {"owner": owner, "expires": 0})
+            snapshot, log, _ = task_paths(directory, task_id)
+            if snapshot.exists() or log.exists():
+                _replace(path, {"owner": owner, "expires": 0})
+            else:
+                path.unlink(missing_ok=True)
 
 
 def may_write(directory: Path, task_id: str, writer: str) -> bool:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,7 +111,7 @@ class FileTaskStore(SharedFileCalls):
         if writes and self.read_only:
             raise StoreUnavailable(f"Task storage {self.directory} is opened read-only")
         try:
-            result = await asyncio.to_thread(fn, *args)
+            result = await _finished_even_if_cancelled(asyncio.to_thread(fn, *args))
         except Timeout as exc:  # before OSError: filelock's Timeout is a TimeoutError
             error = StoreUnavailable(f"Task storage {self.directory} is locked by another process")
             raise error from exc
@@ -520,3 +520,22 @@ class FileTaskStore(SharedFileCalls):
             "pending_events": sum(len(e.pending) for e in self._entries.values()),
             "error": self._failure.message if self._failure else None,
         }
+
+
+async def _finished_even_if_cancelled(work: Awaitable[_T]) -> _T:
+    """Await thread work; a caller cancelled meanwhile waits for the thread, then is cancelled.
+
+    A thread cannot be stopped: were the caller let go at once, it would release the task's
+    lock while its write still runs, and a DELETE taking the lock next would remove the files
+    just before the thread puts a snapshot back (a deleted task that comes back and runs).
+    """
+    future = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError as cancelled:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()  # seen: the caller is gone, its cancellation is what matters
+        raise cancelled

@@ -6,7 +6,9 @@ is cancelled while its snapshot write runs in a thread (`FileTaskStore.save` awa
 `asyncio.to_thread` under the task's lock); cancelling releases the lock at once, the DELETE
 removes the files, then the thread renames its snapshot into place: `<id>.json` is back,
 `running`, without lease or log, so takeover later resumes it. Slow snapshot writes (the
-`slow_snapshots` fixture, a loaded machine's disk) open that window every time.
+`slow_snapshots` fixture, a loaded machine's disk) open that window every time. Now a cancelled
+caller waits for its thread's write before it lets go of the lock; and a resume that comes
+after the DELETE takes no lease of the deleted task (none is left behind).
 """
 
 from __future__ import annotations
@@ -96,26 +98,9 @@ def slow_snapshots(monkeypatch: pytest.MonkeyPatch) -> SlowSnapshots:
     return slow
 
 
-# The lead's to fix in extension/store and extension/tasks; drop the marks with the fixes.
-# 1. `FileTaskStore.save` awaits its snapshot write in a thread under the task's lock; a run
-#    cancelled meanwhile releases the lock at once, DELETE removes the files, and the thread
-#    then renames the `running` snapshot into place (deterministic with slow writes, below).
-REWRITTEN_AFTER_DELETE = pytest.mark.xfail(
-    reason="a cancelled run's snapshot write lands after the DELETE removed the task",
-    strict=True,
-)
-# 2. Besides 1 (timing-dependent there): a resume that takes the task lock after the DELETE
-#    claims the deleted task's lease in `takeover.resume_claimed` before it finds the task gone
-#    (404), and `<id>.lease` stays behind.
-RACES_WITH_DELETE = pytest.mark.xfail(
-    reason="snapshot rewritten after delete (1), or resume_claimed leaves a .lease (2)",
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     "together",
-    [pytest.param(False, marks=RACES_WITH_DELETE), pytest.param(True, marks=RACES_WITH_DELETE)],
+    [False, True],
     ids=["in-turn", "concurrently"],
 )
 async def test_delete_right_after_resume_stops_the_resumed_run(
@@ -136,7 +121,6 @@ async def test_delete_right_after_resume_stops_the_resumed_run(
         await assert_gone(api, dr_app, task_id, query)
 
 
-@REWRITTEN_AFTER_DELETE
 async def test_a_delete_during_the_resumed_runs_snapshot_write_leaves_no_task(
     api: Any, dr_app: Any, slow_snapshots: SlowSnapshots
 ) -> None:
