@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ LABEXTENSION = Path(__file__).resolve().parents[2] / "labextension"
 
 
 def test_the_panel_model_and_report_pass_their_jest_tests() -> None:
-    jlpm = shutil.which("jlpm")
+    # The environment's own jlpm (beside this Python) when it is not on PATH.
+    jlpm = shutil.which("jlpm") or shutil.which("jlpm", path=str(Path(sys.executable).parent))
     if shutil.which("node") is None or jlpm is None:
         pytest.skip("Node.js or jlpm (from jupyterlab) is not installed")
     if not (LABEXTENSION / "node_modules").exists():
