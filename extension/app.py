@@ -334,6 +334,10 @@ class DeepResearchApp(ExtensionApp):
             lease_seconds=self.lease_seconds,
             max_task_age_hours=self.max_task_age_hours,
             on_activity=on_activity,
+            # A server reads its users' task summaries once after start, for the Research
+            # panel's first listing; a worker lists nothing.
+            warm_listing_for=None if worker else takeover.runs_for,
+            warm_listing=not worker,
             log=self.log,
         )
 

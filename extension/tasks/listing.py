@@ -4,16 +4,21 @@ A listing shows summaries (everything of `TaskInfo` but the result) unless resul
 for. Summaries are kept in memory per task and used again while the store's row for the task
 shows the same status and update time, so a listing of 10,000 tasks reads only the tasks that
 changed since the last one, and a page of 20 reads at most 20. The text filter needs every
-row's query; it is served from the same summaries.
+row's query; it is served from the same summaries. A server reads them all once after its
+start (`warm`), in the background, so that the first full listing does not pay for it; full
+listings share that work rather than repeat it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..errors import DeepResearchError
 from ..models import Status
 from ..store.base import TaskState, TaskStore, TaskSummary
 
@@ -61,8 +66,22 @@ class TaskListing:
         self._read = read  # the freshest state (a live run's, else a cheap read of the store)
         self._visible = visible
         self._summaries: dict[str, _Summary] = {}
+        self._every_row = asyncio.Lock()  # listings that read every row's summary, one at a time
+
+    async def warm(self, user: str | None, log: logging.Logger) -> None:
+        """Read the summaries of every task `user` sees (None: every task), once."""
+        try:
+            await self.page(ListQuery(user=user))
+        except DeepResearchError as error:  # a cache: the first listing reads them instead
+            log.info("deepresearch: task summaries not read ahead: %s", error)
 
     async def page(self, query: ListQuery) -> Page:
+        if query.limit is None or query.text:
+            async with self._every_row:
+                return await self._page(query)
+        return await self._page(query)
+
+    async def _page(self, query: ListQuery) -> Page:
         rows = await self._store.listing()
         known = {row.task_id for row in rows}
         for task_id in self._summaries.keys() - known:

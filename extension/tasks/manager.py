@@ -55,6 +55,8 @@ class TaskManager:
         lease_seconds: float = 30.0,
         max_task_age_hours: float = 0.0,
         on_activity: Callable[[], None] | None = None,
+        warm_listing: bool = False,
+        warm_listing_for: str | None = None,
         log: logging.Logger | None = None,
     ) -> None:
         self.store = store
@@ -87,6 +89,9 @@ class TaskManager:
             self.log,
         )
         self.listing = TaskListing(store, self.takeover.read, self.requests.visible)
+        self._warm_listing = warm_listing
+        self._warm_listing_for = warm_listing_for
+        self._warming: asyncio.Task[None] | None = None
         self.storage_retry = StorageRetry(self.runner)
         self.upkeep = Upkeep(
             store,
@@ -115,10 +120,18 @@ class TaskManager:
                 await self.store.open()
                 await self.takeover.adopt_orphans(limit=None, why="after server start")
                 self.upkeep.start()
+                if self._warm_listing:
+                    self._warming = asyncio.create_task(
+                        self.listing.warm(self._warm_listing_for, self.log),
+                        name="deepresearch-listing-warm-up",
+                    )
                 self._started = True
 
     async def stop(self) -> None:
         """Pause running tasks cleanly (persisted), then flush and close the store."""
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         await self.runner.stop_all()
         with contextlib.suppress(DeepResearchError):
             await self.store.flush()
