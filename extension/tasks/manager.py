@@ -18,6 +18,7 @@ from ..errors import (
     BadRequest,
     Conflict,
     DeepResearchError,
+    LeaseLost,
     StoreUnavailable,
     TaskNotFound,
 )
@@ -195,7 +196,13 @@ class TaskManager:
             return None
         self.leases.adopt(task_id)
         self.log.info("Created task %s", task_id)
-        await self.runner.enqueue(state, request, new_run=True)
+        try:
+            await self.runner.enqueue(state, request, new_run=True)
+        except LeaseLost:
+            # Frozen past the new task's lease before queueing it (found by the chaos run):
+            # another server took it over and runs it. It was created all the same.
+            await self.runner.store_lost(task_id)
+            return await self.takeover.read(task_id) or state
         return state
 
     async def get(self, task_id: str, user: str | None = None) -> TaskState:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..errors import BadRequest, Conflict, TaskNotFound
+from ..errors import BadRequest, Conflict, LeaseLost, TaskNotFound
 from ..lifecycle import PauseReason, Status, allowed
 from ..models import ResearchRequest
 from ..store.base import TaskState, TaskStore, TaskSummary
@@ -183,7 +183,12 @@ class Takeover:
             live = self.runner.live.get(task_id)
             request = live.request if live else self.stored_request(claimed)
         self.log.info("Resuming task %s from %s", task_id, claimed.status.value)
-        await self.runner.enqueue(claimed, request)
+        try:
+            await self.runner.enqueue(claimed, request)
+        except LeaseLost:
+            # Frozen past the lease just claimed: the server that took the task runs it.
+            await self.runner.store_lost(task_id)
+            return await self.read(task_id) or claimed
         return claimed
 
     # ----------------------------------------------------------------- other servers

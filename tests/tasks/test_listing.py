@@ -58,7 +58,7 @@ def test_a_server_reads_its_users_summaries_ahead_and_listings_reuse_them(
             reads.append(task_id)
             return await real_read(task_id)
 
-        manager.listing._read = counting  # type: ignore[method-assign]
+        manager.listing._read = counting
         await manager.ensure_started()
         try:
             assert manager._warming is not None

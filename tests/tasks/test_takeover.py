@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dr_testing import pipelines
 from jupyter_deepresearch.extension.models import ResearchRequest, Status
-from jupyter_deepresearch.extension.store.base import TaskState
+from jupyter_deepresearch.extension.store.base import Event, TaskState
 from jupyter_deepresearch.extension.store.files import FileTaskStore
 from jupyter_deepresearch.extension.tasks import TaskManager
 
@@ -100,3 +101,39 @@ def test_a_resume_waits_for_the_server_that_paused_the_task_to_let_it_go(tmp_pat
             await b.stop()
 
     assert asyncio.run(scenario()) in (Status.queued, Status.running)
+
+
+def test_a_creator_that_loses_the_new_tasks_lease_before_queueing_still_answers_created(
+    tmp_path: Path,
+) -> None:
+    # Found by the 1,000-iteration chaos run: a server frozen (SIGSTOP) past a new task's
+    # lease between creating and queueing it answered the POST with 409 "is now run by another
+    # server", although the task was created (and run by the server that took it over).
+    from jupyter_deepresearch.extension.errors import LeaseLost
+
+    async def scenario() -> None:
+        manager = manager_on(tmp_path, "creator")
+        await manager.ensure_started()
+        real_append = manager.store.append
+        lost: list[str] = []
+
+        async def append_after_a_takeover(
+            state: TaskState, type: str, data: dict[str, Any]
+        ) -> Event:
+            if not lost:
+                lost.append(state.task_id)
+                raise LeaseLost(state.task_id)  # what the fenced write finds after the freeze
+            return await real_append(state, type, data)
+
+        manager.store.append = append_after_a_takeover  # type: ignore[method-assign]
+        try:
+            state, created = await manager.submit(ResearchRequest(query="frozen creator"), "ann")
+            assert created
+            assert state.task_id == lost[0]
+            assert state.task_id not in manager.runner.live  # left to whoever took it
+            assert state.task_id not in manager.leases.held
+            assert await manager.store.peek(state.task_id) is not None
+        finally:
+            await manager.stop()
+
+    asyncio.run(scenario())
