@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from jupyter_deepresearch.extension.markdown_text import escape
+
 from ._state import TaskEvent, TaskSnapshot
 
 DISPLAY_ENV = "JUPYTER_DEEPRESEARCH_DISPLAY"
@@ -81,16 +83,17 @@ def markdown(snapshot: TaskSnapshot, *, live: bool = False) -> str:
     head = f"**Research** `{snapshot.task_id}`: **{snapshot.status}**, {snapshot.percentage}%" + (
         f" ({snapshot.step})" if snapshot.step else ""
     )
-    parts = [head, "> " + short_query(snapshot.query, 300)]
+    # The question, messages and errors are plain text: `__enter__` must not turn bold.
+    parts = [head, "> " + escape(short_query(snapshot.query, 300))]
     if snapshot.error:
-        parts.append(f"**Error:** {snapshot.error}")
+        parts.append(f"**Error:** {escape(snapshot.error)}")
     report = snapshot.report
     if report:
         parts.append(report)
     elif snapshot.messages:
-        parts.append("\n".join(f"- {m}" for m in snapshot.messages))
+        parts.append("\n".join(f"- {escape(m)}" for m in snapshot.messages))
     elif snapshot.message:
-        parts.append(f"- {snapshot.message}")
+        parts.append(f"- {escape(snapshot.message)}")
     if not sources_in_report(snapshot):
         parts.append("**Sources**\n\n" + "\n".join(_source_md(s) for s in snapshot.sources))
     if live and not (snapshot.status == "completed" and snapshot.result is not None):

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from ..markdown_text import CODE_SPAN_RE
 from ..models import CitationCheck, CitationProblem
 from .base import NumberedSource
-from .markdown_text import CODE_SPAN_RE
 from .text import content_terms, counted, split_sentences
 
 SUPPORT_THRESHOLD = 0.5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ..markdown_text import escape
 from .base import NumberedSource
-from .markdown_text import escape
 
 # `[3]`, `[1, 2]`, `[1][2]`; not Markdown links (`[text](url)`) nor `[^1]` footnotes.
 CITATION_RE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\](?!\()")

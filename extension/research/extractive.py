@@ -13,9 +13,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from ..markdown_text import escape
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
 from .citations import renumber
-from .markdown_text import escape
 from .text import (
     code_names,
     content_terms,

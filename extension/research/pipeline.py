@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from ..errors import BadRequest, DeepResearchError, ResearchError
+from ..markdown_text import escape
 from ..models import ResearchResult, SourceRef
 from .base import (
     AIProvider,
@@ -30,7 +31,6 @@ from .base import (
 from .citation_check import check_citations
 from .citations import sources_section
 from .context import ResearchContext
-from .markdown_text import escape
 from .registry import provider_class, validate_request
 from .text import counted, normalise_space
 

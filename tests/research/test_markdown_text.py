@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from jupyter_deepresearch.extension.markdown_text import escape
 from jupyter_deepresearch.extension.research import run_research
 from jupyter_deepresearch.extension.research.base import NumberedSource
 from jupyter_deepresearch.extension.research.citations import sources_section
-from jupyter_deepresearch.extension.research.markdown_text import escape
 
 md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
