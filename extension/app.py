@@ -248,7 +248,7 @@ class DeepResearchApp(ExtensionApp):
             return Path(self.cache_dir).expanduser()
         return Path(jupyter_data_dir()) / "deepresearch" / "cache"
 
-    def make_store(self) -> TaskStore:
+    def make_store(self, *, read_only: bool = False) -> TaskStore:
         """The store `store_class` (or else `store`) names, built from these settings."""
         store_class: type[TaskStore]
         if self.store_class is not None:
@@ -268,6 +268,7 @@ class DeepResearchApp(ExtensionApp):
                 flush_interval=self.flush_interval,
                 retention_seconds=self.max_task_age_hours * 3600,
                 log=self.log,
+                read_only=read_only,
             )
         )
 

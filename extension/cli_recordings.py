@@ -100,7 +100,9 @@ class ExportApp(_StoreCommand):
         if not self.to:
             self.problem("error: say where to write the recordings: --to DIR")
             self.exit(2)
-        self.run(self._export(self.settings().make_store(), Path(self.to).expanduser()))
+        # Read-only: exporting from a live store, a backup or a read-only volume writes nothing.
+        store = self.settings().make_store(read_only=True)
+        self.run(self._export(store, Path(self.to).expanduser()))
 
     async def _export(self, store: TaskStore, folder: Path) -> None:
         await store.open()

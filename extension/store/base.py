@@ -127,6 +127,7 @@ class StoreSettings:
     flush_interval: float = 1.0
     retention_seconds: float = 0.0  # finished tasks' retention (0: keep)
     log: logging.Logger | None = None
+    read_only: bool = False  # for inspection (`list`, `show`, `export`): never writes
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,12 @@ class FileTaskStore(SharedFileCalls):
 
     @classmethod
     def from_settings(cls, settings: StoreSettings) -> FileTaskStore:
-        return cls(settings.storage_dir, flush_interval=settings.flush_interval, log=settings.log)
+        return cls(
+            settings.storage_dir,
+            flush_interval=settings.flush_interval,
+            log=settings.log,
+            read_only=settings.read_only,
+        )
 
     @property
     def location(self) -> str:

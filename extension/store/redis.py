@@ -93,6 +93,7 @@ class RedisTaskStore(RedisIndexes):
             flush_interval=settings.flush_interval,
             retention_seconds=settings.retention_seconds,
             log=settings.log,
+            read_only=settings.read_only,
         )
 
     @property

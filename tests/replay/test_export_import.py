@@ -82,15 +82,28 @@ async def read_task(settings: dict[str, Any], task_id: str) -> tuple[TaskState, 
         await store.close()
 
 
+def files_of(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file and folder under `folder` with its bytes and mtime."""
+    found = {".": (b"", folder.stat().st_mtime_ns)}
+    for path in sorted(folder.rglob("*")):
+        data = b"" if path.is_dir() else path.read_bytes()
+        found[str(path.relative_to(folder))] = (data, path.stat().st_mtime_ns)
+    return found
+
+
 def test_export_then_import_round_trip(store_settings: Settings, tmp_path: Path) -> None:
     source, target = store_settings("source"), store_settings("target")
     alice = asyncio.run(add_task(source, "alice", RUN))
     asyncio.run(add_task(source, "bob", RUN))  # the same request: one recording
     running = asyncio.run(add_task({**source}, "dave", RUN[:3]))
     folder = tmp_path / "recordings"
+    stored = source.get("storage_dir")
+    before = files_of(Path(stored)) if stored else None
 
     exported = run_cli(tmp_path, "export", "--to", str(folder), settings=source)
     assert exported.returncode == 0, exported.stderr
+    if stored:  # export reads the store and writes nothing into it (no listing cache either)
+        assert files_of(Path(stored)) == before
     key = recording_key(REQUEST)
     assert f"exported {key}" in exported.stdout
     assert "the same request was exported from another task" in exported.stdout
