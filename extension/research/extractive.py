@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
 from .citations import renumber
@@ -24,6 +25,7 @@ from .text import (
     names_statement,
     normalise_space,
     split_sentences,
+    stem,
     tokenize,
 )
 from .threads import run_in_daemon_thread
@@ -176,7 +178,7 @@ _CODEY_RE = re.compile(r"\w\s*=\s*[\w\[(\"']|\[,|\bfor \w+ in \w+:|;\s*$|\w\(\S*
 def passage_sentences(text: str) -> list[str]:
     """Readable prose sentences of a passage: code, grammar and doctest blocks dropped."""
     out: list[str] = []
-    for para in re.split(r"\n\s*\n", text):
+    for p, para in enumerate(re.split(r"\n\s*\n", text)):
         lines = [ln for ln in para.splitlines() if ln.strip()]
         if not lines or "::=" in para or any(ln.lstrip().startswith(">>>") for ln in lines):
             continue
@@ -188,17 +190,19 @@ def passage_sentences(text: str) -> list[str]:
             continue  # an indented block that is not prose: code, grammar, a table
         joined = _LIST_MARK_RE.sub("", joined)
         joined = _ROLE_RE.sub(r"`\1`", joined).replace("``", "`")
-        for sentence in split_sentences(joined):
-            if _readable(sentence) and not _CODEY_RE.search(sentence):
+        for i, sentence in enumerate(split_sentences(joined)):
+            summary = p == 0 and i == 0 and sentence.endswith(".")
+            if _readable(sentence, summary) and not _CODEY_RE.search(sentence):
                 out.append(sentence)
     return out
 
 
-def _readable(sentence: str) -> bool:
+def _readable(sentence: str, summary: bool = False) -> bool:
+    """Prose, not code; a passage's summary line (`@contextmanager decorator.`) may be short."""
     n_words = len(sentence.split())
-    if n_words < 4 or n_words > 80 or sentence.endswith(":"):
+    if n_words < (2 if summary else 4) or n_words > 80 or sentence.endswith(":"):
         return False
-    if not sentence[0].isalpha() and sentence[0] not in "`\"'(":
+    if not sentence[0].isalpha() and sentence[0] not in "`\"'(" + ("@" if summary else ""):
         return False
     letters = sum(c.isalpha() or c.isspace() for c in sentence)
     return letters / len(sentence) >= 0.75
@@ -246,7 +250,11 @@ def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learni
         rel += title_rel * _lead(c.position)
         length = max(len(set(c.tokens)), 1)
         c.score = rel / length**0.3 / (1.0 + 0.15 * c.hit) * _kind_weight(c.text)
-    chosen = _mmr([c for c in cands if c.score > 0], MAX_LEARNING_SENTENCES)
+    chosen = _mmr(
+        [c for c in cands if c.score > 0],
+        MAX_LEARNING_SENTENCES,
+        _leads(question, hits, cands),
+    )
     learnings: list[Learning] = []
     by_hit: dict[int, list[_Candidate]] = {}
     for c in chosen:
@@ -286,13 +294,28 @@ def _followup_names(question: str, spec: QuerySpec, sentences: list[str]) -> lis
     return out[:4]
 
 
-def _mmr(cands: list[_Candidate], limit: int) -> list[_Candidate]:
-    """Maximal marginal relevance: relevant sentences that do not repeat each other."""
+def _leads(question: str, hits: list[Hit], cands: list[_Candidate]) -> list[_Candidate]:
+    """The best sentence of the top hit and of every hit the question names: the search ranked
+    the first best, and a source named by the question is what it asks about."""
+    wanted = [0] + [h for h, hit in enumerate(hits) if h and name_coverage(hit["id"], question)[0]]
+    out: list[_Candidate] = []
+    for h in wanted:
+        own = [c for c in cands if c.hit == h]
+        if own:
+            out.append(max(own, key=lambda c: (c.score, -c.position)))
+    return out
+
+
+def _mmr(cands: list[_Candidate], limit: int, leads: list[_Candidate]) -> list[_Candidate]:
+    """Maximal marginal relevance: relevant sentences that do not repeat each other, `leads`
+    chosen first whatever their score."""
     if not cands:
         return []
     top = max(c.score for c in cands)
-    pool = sorted(cands, key=lambda c: (-c.score, c.hit, c.position))
-    chosen: list[_Candidate] = []
+    chosen: list[_Candidate] = leads[:limit]
+    pool = sorted(
+        (c for c in cands if c not in chosen), key=lambda c: (-c.score, c.hit, c.position)
+    )
     while pool and len(chosen) < limit:
         best_i, best_value = 0, -math.inf
         for i, c in enumerate(pool):
@@ -305,6 +328,42 @@ def _mmr(cands: list[_Candidate], limit: int) -> list[_Candidate]:
             continue  # a near-duplicate, as from two passages of one document
         chosen.append(picked)
     return chosen
+
+
+# ---------------------------------------------------------------- names
+
+
+def name_coverage(source_id: str, question: str) -> tuple[int, int]:
+    """How many of the question's terms the source's own name and its qualified name hold;
+    (0, 0) unless the question names the object itself.
+
+    The question names `dataclasses.dataclass` when its own name is a word of the question
+    ("create a dataclass"), `pathlib.PurePath.joinpath` when it is two adjacent words run
+    together ("join path"), `bisect.bisect_left` when its parts are all words of the question.
+    Only the built-in corpus has qualified names (`python:...` ids).
+    """
+    if not source_id.startswith("python:"):
+        return (0, 0)
+    parts = source_id[7:].split(".")
+    own = parts[-2] if parts[-1] == "__init__" and len(parts) > 1 else parts[-1]
+    asked = set(content_terms(question))
+    own_terms = set(content_terms(own))
+    if not own_terms:  # a stop word ("get", "all") names nothing
+        return (0, 0)
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", question)]
+    pairs = {stem(a + b): {stem(a), stem(b)} for a, b in pairwise(words)}
+    name_terms = set(content_terms(".".join(parts).replace(".", " ")))
+    # Every part of a compound name, stop words too: "path" does not name `get_path`.
+    pieces = {stem(w.lower()) for w in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", own) if w}
+    if len(pieces) > 1 and not pieces <= {stem(w) for w in words}:
+        return (0, 0)
+    if not own_terms <= asked:
+        run_together = pairs.get(next(iter(own_terms)), set()) if len(own_terms) == 1 else set()
+        if not run_together:
+            return (0, 0)
+        own_terms = run_together
+        name_terms |= run_together
+    return (len(own_terms), len(name_terms & asked))
 
 
 # ---------------------------------------------------------------- report
@@ -344,10 +403,15 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
             "LLM and a web search provider.\n\n"
         )
         return sections, []
-    ranked = sorted(findings, key=lambda f: (-f.score, f.n))
-    # Sources far less relevant than the best one would only dilute the answer.
-    floor = RELEVANCE_FLOOR * ranked[0].score
-    ranked = [f for f in ranked if f.score >= floor and f.score > 0] or ranked[:1]
+    ids = {s["n"]: s["id"] for s in job.sources}
+    named = {f.n: name_coverage(ids[f.n], job.question) for f in findings}
+    # The object the question names answers it best (the one that names most of the question
+    # first); then by relevance. Sources far less relevant than the best one would only dilute
+    # the answer.
+    ranked = sorted(findings, key=lambda f: (-named[f.n][0], -named[f.n][1], -f.score, f.n))
+    floor = RELEVANCE_FLOOR * max(f.score for f in findings)
+    kept = [f for f in ranked if named[f.n][0] or (f.score >= floor and f.score > 0)]
+    ranked = kept or ranked[:1]
     used: set[tuple[int, str]] = set()
     lines = ["## Answer", ""]
     for rank, finding in enumerate(ranked[:ANSWER_POINTS]):
