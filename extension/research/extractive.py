@@ -241,9 +241,11 @@ def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learni
     weights = _query_weights(question, spec["query"])
     idf = _idf([c.tokens for c in cands]) if cands else {}
     titles = [set(tokenize(hit["title"])) for hit in hits]
+    phrases = _phrases(question)
     for c in cands:
         matched = set(c.tokens) & set(weights)
         rel = sum(weights[t] * idf.get(t, 1.0) for t in matched)
+        rel += _phrase_bonus(c.tokens, phrases, idf)
         # A passage is about its title: every sentence shares the title's relevance, the first
         # sentence (a docstring's summary line) most.
         title_rel = sum(weights.get(t, 0.0) * idf.get(t, 1.0) for t in titles[c.hit])
@@ -264,6 +266,21 @@ def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learni
         learnings.append(Learning(text=" ".join(sentences), sources=[hits[h]["id"]]))
     followups = _followup_names(question, spec, [c.text for c in chosen])
     return Learnings(query=spec["query"], learnings=learnings, followups=followups)
+
+
+PHRASE_BONUS = 0.5  # share of a phrase's words' weight added when a sentence has the phrase
+
+
+def _phrases(question: str) -> set[tuple[str, str]]:
+    """Adjacent pairs of the question's content terms: ("environ", "variabl")."""
+    return set(pairwise(content_terms(question)))
+
+
+def _phrase_bonus(tokens: list[str], phrases: set[tuple[str, str]], idf: dict[str, float]) -> float:
+    """A sentence that has two of the question's words side by side, as the question has them
+    ("environment variable"), speaks of the question's concept, not only of its words."""
+    found = phrases & set(pairwise(tokens))
+    return PHRASE_BONUS * sum(idf.get(a, 1.0) + idf.get(b, 1.0) for a, b in found)
 
 
 _VERSION_NOTE_RE = re.compile(r"^(Changed in version|New in version|Deprecated since|Added in)")
@@ -469,6 +486,7 @@ def _findings(job: ReportJob) -> list[_Finding]:
     docs = [tokenize(s) for sents in merged.values() for s in sents]
     idf = _idf(docs) if docs else {}
     titles = {s["n"]: set(tokenize(s["title"])) for s in job.sources}
+    phrases = _phrases(job.question)
     findings: list[_Finding] = []
     for n, sentences in merged.items():
         title_rel = sum(weights.get(t, 0.0) * idf.get(t, 1.0) for t in titles.get(n, ()))
@@ -476,7 +494,7 @@ def _findings(job: ReportJob) -> list[_Finding]:
         for i, s in enumerate(sentences):
             tokens = tokenize(s)
             rel = sum(weights[t] * idf.get(t, 1.0) for t in set(tokens) & set(weights))
-            rel += title_rel * _lead(i)
+            rel += _phrase_bonus(tokens, phrases, idf) + title_rel * _lead(i)
             scores.append(rel / max(len(set(tokens)), 1) ** 0.3 * _kind_weight(s))
         findings.append(_Finding(n=n, sentences=sentences, scores=scores))
     return findings
