@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
@@ -215,6 +215,7 @@ class _Candidate:
     text: str
     tokens: list[str]
     score: float = 0.0
+    also: list[str] = field(default_factory=list)  # other sources saying the same, by id
 
 
 def _idf(docs: list[list[str]]) -> dict[str, float]:
@@ -233,11 +234,19 @@ def _query_weights(question: str, query: str) -> dict[str, float]:
 
 
 def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learnings:
-    """Pick the most relevant, least redundant sentences of `hits`; one learning per source."""
+    """Pick the most relevant, least redundant sentences of `hits`: a learning per source, one of
+    its own for a sentence that several sources say word for word (citing them all)."""
     cands: list[_Candidate] = []
+    said: dict[str, _Candidate] = {}
     for h, hit in enumerate(hits):
         for p, sentence in enumerate(passage_sentences(hit["text"])):
-            cands.append(_Candidate(h, p, sentence, tokenize(sentence)))
+            first = said.get(sentence)
+            if first is not None:  # `bisect_left` and `bisect_right` open alike
+                if first.hit != h and hit["id"] not in first.also:
+                    first.also.append(hit["id"])
+                continue
+            said[sentence] = _Candidate(h, p, sentence, tokenize(sentence))
+            cands.append(said[sentence])
     weights = _query_weights(question, spec["query"])
     idf = _idf([c.tokens for c in cands]) if cands else {}
     titles = [set(tokenize(hit["title"])) for hit in hits]
@@ -262,8 +271,19 @@ def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learni
     for c in chosen:
         by_hit.setdefault(c.hit, []).append(c)
     for h in sorted(by_hit):
-        sentences = [c.text for c in sorted(by_hit[h], key=lambda c: c.position)]
-        learnings.append(Learning(text=" ".join(sentences), sources=[hits[h]["id"]]))
+        run: list[str] = []
+        for c in sorted(by_hit[h], key=lambda c: c.position):
+            # A sentence that others say too, or that ends without a full stop (a heading, a
+            # summary line) and would run into the next, is a learning of its own.
+            if not c.also and c.text.endswith((".", "!", "?")):
+                run.append(c.text)
+                continue
+            if run:
+                learnings.append(Learning(text=" ".join(run), sources=[hits[h]["id"]]))
+                run = []
+            learnings.append(Learning(text=c.text, sources=[hits[h]["id"], *c.also]))
+        if run:
+            learnings.append(Learning(text=" ".join(run), sources=[hits[h]["id"]]))
     followups = _followup_names(question, spec, [c.text for c in chosen])
     return Learnings(query=spec["query"], learnings=learnings, followups=followups)
 
@@ -391,6 +411,23 @@ class _Finding:
     n: int  # citation number of its source
     sentences: list[str]
     scores: list[float]
+    also: dict[str, list[int]]  # sentence -> other sources that say it word for word
+
+    def cite(self, sentences: list[str]) -> str:
+        """`sentences` as Markdown, each run closed by its citation: [n], or [n][m] after a
+        sentence another source says too; a sentence without a full stop closes its run."""
+        parts: list[str] = []
+        run: list[str] = []
+        for sentence in sentences:
+            run.append(escape(sentence))
+            others = self.also.get(sentence, [])
+            if others or not sentence.endswith((".", "!", "?")):  # no run-on into the next
+                marks = "".join(f"[{m}]" for m in [self.n, *others])
+                parts.append(f"{' '.join(run)} {marks}")
+                run = []
+        if run:
+            parts.append(f"{' '.join(run)} [{self.n}]")
+        return " ".join(parts)
 
     @property
     def score(self) -> float:
@@ -437,7 +474,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         picked = [finding.sentences[i] for i in sorted(best)]
         used.update((finding.n, s) for s in picked)
         label = _label(by_n[finding.n])
-        lines.append(f"- **{label}**: {' '.join(map(escape, picked))} [{finding.n}]")
+        lines.append(f"- **{label}**: {finding.cite(picked)}")
     sections.append("\n".join(lines) + "\n\n")
 
     details: list[str] = []
@@ -445,7 +482,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         rest = [s for s in finding.sentences if (finding.n, s) not in used]
         if not rest:
             continue
-        body = "\n".join(f"- {escape(s)} [{finding.n}]" for s in rest)
+        body = "\n".join(f"- {finding.cite([s])}" for s in rest)
         details.append(f"### {_label(by_n[finding.n])}\n\n{body}\n\n")
     if details:
         sections.append("## Details\n\n")
@@ -476,6 +513,7 @@ def _findings(job: ReportJob) -> list[_Finding]:
     """Learnings merged per source, duplicates dropped, sentences scored against the question."""
     weights = _query_weights(job.question, "")
     merged: dict[int, list[str]] = {}
+    also: dict[int, dict[str, list[int]]] = {}
     for _query, text, numbers in job.learnings:
         if not numbers:
             continue
@@ -483,6 +521,8 @@ def _findings(job: ReportJob) -> list[_Finding]:
         for sentence in split_sentences(text):
             if sentence not in bucket:
                 bucket.append(sentence)
+            others = also.setdefault(numbers[0], {}).setdefault(sentence, [])
+            others.extend(m for m in numbers[1:] if m not in others)
     docs = [tokenize(s) for sents in merged.values() for s in sents]
     idf = _idf(docs) if docs else {}
     titles = {s["n"]: set(tokenize(s["title"])) for s in job.sources}
@@ -496,5 +536,6 @@ def _findings(job: ReportJob) -> list[_Finding]:
             rel = sum(weights[t] * idf.get(t, 1.0) for t in set(tokens) & set(weights))
             rel += _phrase_bonus(tokens, phrases, idf) + title_rel * _lead(i)
             scores.append(rel / max(len(set(tokens)), 1) ** 0.3 * _kind_weight(s))
-        findings.append(_Finding(n=n, sentences=sentences, scores=scores))
+        cited_too = {s: m for s, m in also.get(n, {}).items() if m}
+        findings.append(_Finding(n=n, sentences=sentences, scores=scores, also=cited_too))
     return findings
