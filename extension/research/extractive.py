@@ -4,6 +4,11 @@ No model and no data files: plan and queries come from the question's keyphrases
 are sentences chosen from the search results by relevance with maximal marginal relevance
 (MMR) against redundancy, and the report arranges those sentences into an answer and details,
 every sentence carrying its [n] citation. Same input, byte-identical output.
+
+Choosing sources: the top search hit and every object the question names (`dataclass` in
+"create a dataclass", `joinpath` in "join path components") always get a sentence, and the named
+object leads the answer; a sentence with the question's words side by side ("environment
+variable") scores higher; a sentence two sources say word for word cites both.
 """
 
 from __future__ import annotations
