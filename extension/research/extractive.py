@@ -4,6 +4,11 @@ No model and no data files: plan and queries come from the question's keyphrases
 are sentences chosen from the search results by relevance with maximal marginal relevance
 (MMR) against redundancy, and the report arranges those sentences into an answer and details,
 every sentence carrying its [n] citation. Same input, byte-identical output.
+
+Choosing sources: the top search hit and every object the question names (`dataclass` in
+"create a dataclass", `joinpath` in "join path components") always get a sentence, and the named
+object leads the answer; a sentence with the question's words side by side ("environment
+variable") scores higher; a sentence two sources say word for word cites both.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 
 from ..markdown_text import escape
 from .base import AIProvider, Emit, Hit, Learning, Learnings, NumberedSource, QuerySpec, ReportJob
@@ -24,6 +30,7 @@ from .text import (
     names_statement,
     normalise_space,
     split_sentences,
+    stem,
     tokenize,
 )
 from .threads import run_in_daemon_thread
@@ -176,7 +183,7 @@ _CODEY_RE = re.compile(r"\w\s*=\s*[\w\[(\"']|\[,|\bfor \w+ in \w+:|;\s*$|\w\(\S*
 def passage_sentences(text: str) -> list[str]:
     """Readable prose sentences of a passage: code, grammar and doctest blocks dropped."""
     out: list[str] = []
-    for para in re.split(r"\n\s*\n", text):
+    for p, para in enumerate(re.split(r"\n\s*\n", text)):
         lines = [ln for ln in para.splitlines() if ln.strip()]
         if not lines or "::=" in para or any(ln.lstrip().startswith(">>>") for ln in lines):
             continue
@@ -188,17 +195,19 @@ def passage_sentences(text: str) -> list[str]:
             continue  # an indented block that is not prose: code, grammar, a table
         joined = _LIST_MARK_RE.sub("", joined)
         joined = _ROLE_RE.sub(r"`\1`", joined).replace("``", "`")
-        for sentence in split_sentences(joined):
-            if _readable(sentence) and not _CODEY_RE.search(sentence):
+        for i, sentence in enumerate(split_sentences(joined)):
+            summary = p == 0 and i == 0 and sentence.endswith(".")
+            if _readable(sentence, summary) and not _CODEY_RE.search(sentence):
                 out.append(sentence)
     return out
 
 
-def _readable(sentence: str) -> bool:
+def _readable(sentence: str, summary: bool = False) -> bool:
+    """Prose, not code; a passage's summary line (`@contextmanager decorator.`) may be short."""
     n_words = len(sentence.split())
-    if n_words < 4 or n_words > 80 or sentence.endswith(":"):
+    if n_words < (2 if summary else 4) or n_words > 80 or sentence.endswith(":"):
         return False
-    if not sentence[0].isalpha() and sentence[0] not in "`\"'(":
+    if not sentence[0].isalpha() and sentence[0] not in "`\"'(" + ("@" if summary else ""):
         return False
     letters = sum(c.isalpha() or c.isspace() for c in sentence)
     return letters / len(sentence) >= 0.75
@@ -211,6 +220,7 @@ class _Candidate:
     text: str
     tokens: list[str]
     score: float = 0.0
+    also: list[str] = field(default_factory=list)  # other sources saying the same, by id
 
 
 def _idf(docs: list[list[str]]) -> dict[str, float]:
@@ -229,33 +239,73 @@ def _query_weights(question: str, query: str) -> dict[str, float]:
 
 
 def extract_learnings(question: str, spec: QuerySpec, hits: list[Hit]) -> Learnings:
-    """Pick the most relevant, least redundant sentences of `hits`; one learning per source."""
+    """Pick the most relevant, least redundant sentences of `hits`: a learning per source, one of
+    its own for a sentence that several sources say word for word (citing them all)."""
     cands: list[_Candidate] = []
+    said: dict[str, _Candidate] = {}
     for h, hit in enumerate(hits):
         for p, sentence in enumerate(passage_sentences(hit["text"])):
-            cands.append(_Candidate(h, p, sentence, tokenize(sentence)))
+            first = said.get(sentence)
+            if first is not None:  # `bisect_left` and `bisect_right` open alike
+                if first.hit != h and hit["id"] not in first.also:
+                    first.also.append(hit["id"])
+                continue
+            said[sentence] = _Candidate(h, p, sentence, tokenize(sentence))
+            cands.append(said[sentence])
     weights = _query_weights(question, spec["query"])
     idf = _idf([c.tokens for c in cands]) if cands else {}
     titles = [set(tokenize(hit["title"])) for hit in hits]
+    phrases = _phrases(question)
     for c in cands:
         matched = set(c.tokens) & set(weights)
         rel = sum(weights[t] * idf.get(t, 1.0) for t in matched)
+        rel += _phrase_bonus(c.tokens, phrases, idf)
         # A passage is about its title: every sentence shares the title's relevance, the first
         # sentence (a docstring's summary line) most.
         title_rel = sum(weights.get(t, 0.0) * idf.get(t, 1.0) for t in titles[c.hit])
         rel += title_rel * _lead(c.position)
         length = max(len(set(c.tokens)), 1)
         c.score = rel / length**0.3 / (1.0 + 0.15 * c.hit) * _kind_weight(c.text)
-    chosen = _mmr([c for c in cands if c.score > 0], MAX_LEARNING_SENTENCES)
+    chosen = _mmr(
+        [c for c in cands if c.score > 0],
+        MAX_LEARNING_SENTENCES,
+        _leads(question, hits, cands),
+    )
     learnings: list[Learning] = []
     by_hit: dict[int, list[_Candidate]] = {}
     for c in chosen:
         by_hit.setdefault(c.hit, []).append(c)
     for h in sorted(by_hit):
-        sentences = [c.text for c in sorted(by_hit[h], key=lambda c: c.position)]
-        learnings.append(Learning(text=" ".join(sentences), sources=[hits[h]["id"]]))
+        run: list[str] = []
+        for c in sorted(by_hit[h], key=lambda c: c.position):
+            # A sentence that others say too, or that ends without a full stop (a heading, a
+            # summary line) and would run into the next, is a learning of its own.
+            if not c.also and c.text.endswith((".", "!", "?")):
+                run.append(c.text)
+                continue
+            if run:
+                learnings.append(Learning(text=" ".join(run), sources=[hits[h]["id"]]))
+                run = []
+            learnings.append(Learning(text=c.text, sources=[hits[h]["id"], *c.also]))
+        if run:
+            learnings.append(Learning(text=" ".join(run), sources=[hits[h]["id"]]))
     followups = _followup_names(question, spec, [c.text for c in chosen])
     return Learnings(query=spec["query"], learnings=learnings, followups=followups)
+
+
+PHRASE_BONUS = 0.5  # share of a phrase's words' weight added when a sentence has the phrase
+
+
+def _phrases(question: str) -> set[tuple[str, str]]:
+    """Adjacent pairs of the question's content terms: ("environ", "variabl")."""
+    return set(pairwise(content_terms(question)))
+
+
+def _phrase_bonus(tokens: list[str], phrases: set[tuple[str, str]], idf: dict[str, float]) -> float:
+    """A sentence that has two of the question's words side by side, as the question has them
+    ("environment variable"), speaks of the question's concept, not only of its words."""
+    found = phrases & set(pairwise(tokens))
+    return PHRASE_BONUS * sum(idf.get(a, 1.0) + idf.get(b, 1.0) for a, b in found)
 
 
 _VERSION_NOTE_RE = re.compile(r"^(Changed in version|New in version|Deprecated since|Added in)")
@@ -286,13 +336,28 @@ def _followup_names(question: str, spec: QuerySpec, sentences: list[str]) -> lis
     return out[:4]
 
 
-def _mmr(cands: list[_Candidate], limit: int) -> list[_Candidate]:
-    """Maximal marginal relevance: relevant sentences that do not repeat each other."""
+def _leads(question: str, hits: list[Hit], cands: list[_Candidate]) -> list[_Candidate]:
+    """The best sentence of the top hit and of every hit the question names: the search ranked
+    the first best, and a source named by the question is what it asks about."""
+    wanted = [0] + [h for h, hit in enumerate(hits) if h and name_coverage(hit["id"], question)[0]]
+    out: list[_Candidate] = []
+    for h in wanted:
+        own = [c for c in cands if c.hit == h]
+        if own:
+            out.append(max(own, key=lambda c: (c.score, -c.position)))
+    return out
+
+
+def _mmr(cands: list[_Candidate], limit: int, leads: list[_Candidate]) -> list[_Candidate]:
+    """Maximal marginal relevance: relevant sentences that do not repeat each other, `leads`
+    chosen first whatever their score."""
     if not cands:
         return []
     top = max(c.score for c in cands)
-    pool = sorted(cands, key=lambda c: (-c.score, c.hit, c.position))
-    chosen: list[_Candidate] = []
+    chosen: list[_Candidate] = leads[:limit]
+    pool = sorted(
+        (c for c in cands if c not in chosen), key=lambda c: (-c.score, c.hit, c.position)
+    )
     while pool and len(chosen) < limit:
         best_i, best_value = 0, -math.inf
         for i, c in enumerate(pool):
@@ -307,6 +372,42 @@ def _mmr(cands: list[_Candidate], limit: int) -> list[_Candidate]:
     return chosen
 
 
+# ---------------------------------------------------------------- names
+
+
+def name_coverage(source_id: str, question: str) -> tuple[int, int]:
+    """How many of the question's terms the source's own name and its qualified name hold;
+    (0, 0) unless the question names the object itself.
+
+    The question names `dataclasses.dataclass` when its own name is a word of the question
+    ("create a dataclass"), `pathlib.PurePath.joinpath` when it is two adjacent words run
+    together ("join path"), `bisect.bisect_left` when its parts are all words of the question.
+    Only the built-in corpus has qualified names (`python:...` ids).
+    """
+    if not source_id.startswith("python:"):
+        return (0, 0)
+    parts = source_id[7:].split(".")
+    own = parts[-2] if parts[-1] == "__init__" and len(parts) > 1 else parts[-1]
+    asked = set(content_terms(question))
+    own_terms = set(content_terms(own))
+    if not own_terms:  # a stop word ("get", "all") names nothing
+        return (0, 0)
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", question)]
+    pairs = {stem(a + b): {stem(a), stem(b)} for a, b in pairwise(words)}
+    name_terms = set(content_terms(".".join(parts).replace(".", " ")))
+    # Every part of a compound name, stop words too: "path" does not name `get_path`.
+    pieces = {stem(w.lower()) for w in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", own) if w}
+    if len(pieces) > 1 and not pieces <= {stem(w) for w in words}:
+        return (0, 0)
+    if not own_terms <= asked:
+        run_together = pairs.get(next(iter(own_terms)), set()) if len(own_terms) == 1 else set()
+        if not run_together:
+            return (0, 0)
+        own_terms = run_together
+        name_terms |= run_together
+    return (len(own_terms), len(name_terms & asked))
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -315,6 +416,23 @@ class _Finding:
     n: int  # citation number of its source
     sentences: list[str]
     scores: list[float]
+    also: dict[str, list[int]]  # sentence -> other sources that say it word for word
+
+    def cite(self, sentences: list[str]) -> str:
+        """`sentences` as Markdown, each run closed by its citation: [n], or [n][m] after a
+        sentence another source says too; a sentence without a full stop closes its run."""
+        parts: list[str] = []
+        run: list[str] = []
+        for sentence in sentences:
+            run.append(escape(sentence))
+            others = self.also.get(sentence, [])
+            if others or not sentence.endswith((".", "!", "?")):  # no run-on into the next
+                marks = "".join(f"[{m}]" for m in [self.n, *others])
+                parts.append(f"{' '.join(run)} {marks}")
+                run = []
+        if run:
+            parts.append(f"{' '.join(run)} [{self.n}]")
+        return " ".join(parts)
 
     @property
     def score(self) -> float:
@@ -344,10 +462,15 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
             "LLM and a web search provider.\n\n"
         )
         return sections, []
-    ranked = sorted(findings, key=lambda f: (-f.score, f.n))
-    # Sources far less relevant than the best one would only dilute the answer.
-    floor = RELEVANCE_FLOOR * ranked[0].score
-    ranked = [f for f in ranked if f.score >= floor and f.score > 0] or ranked[:1]
+    ids = {s["n"]: s["id"] for s in job.sources}
+    named = {f.n: name_coverage(ids[f.n], job.question) for f in findings}
+    # The object the question names answers it best (the one that names most of the question
+    # first); then by relevance. Sources far less relevant than the best one would only dilute
+    # the answer.
+    ranked = sorted(findings, key=lambda f: (-named[f.n][0], -named[f.n][1], -f.score, f.n))
+    floor = RELEVANCE_FLOOR * max(f.score for f in findings)
+    kept = [f for f in ranked if named[f.n][0] or (f.score >= floor and f.score > 0)]
+    ranked = kept or ranked[:1]
     used: set[tuple[int, str]] = set()
     lines = ["## Answer", ""]
     for rank, finding in enumerate(ranked[:ANSWER_POINTS]):
@@ -356,7 +479,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         picked = [finding.sentences[i] for i in sorted(best)]
         used.update((finding.n, s) for s in picked)
         label = _label(by_n[finding.n])
-        lines.append(f"- **{label}**: {' '.join(map(escape, picked))} [{finding.n}]")
+        lines.append(f"- **{label}**: {finding.cite(picked)}")
     sections.append("\n".join(lines) + "\n\n")
 
     details: list[str] = []
@@ -364,7 +487,7 @@ def compose_report(job: ReportJob) -> tuple[list[str], list[NumberedSource]]:
         rest = [s for s in finding.sentences if (finding.n, s) not in used]
         if not rest:
             continue
-        body = "\n".join(f"- {escape(s)} [{finding.n}]" for s in rest)
+        body = "\n".join(f"- {finding.cite([s])}" for s in rest)
         details.append(f"### {_label(by_n[finding.n])}\n\n{body}\n\n")
     if details:
         sections.append("## Details\n\n")
@@ -395,6 +518,7 @@ def _findings(job: ReportJob) -> list[_Finding]:
     """Learnings merged per source, duplicates dropped, sentences scored against the question."""
     weights = _query_weights(job.question, "")
     merged: dict[int, list[str]] = {}
+    also: dict[int, dict[str, list[int]]] = {}
     for _query, text, numbers in job.learnings:
         if not numbers:
             continue
@@ -402,9 +526,12 @@ def _findings(job: ReportJob) -> list[_Finding]:
         for sentence in split_sentences(text):
             if sentence not in bucket:
                 bucket.append(sentence)
+            others = also.setdefault(numbers[0], {}).setdefault(sentence, [])
+            others.extend(m for m in numbers[1:] if m not in others)
     docs = [tokenize(s) for sents in merged.values() for s in sents]
     idf = _idf(docs) if docs else {}
     titles = {s["n"]: set(tokenize(s["title"])) for s in job.sources}
+    phrases = _phrases(job.question)
     findings: list[_Finding] = []
     for n, sentences in merged.items():
         title_rel = sum(weights.get(t, 0.0) * idf.get(t, 1.0) for t in titles.get(n, ()))
@@ -412,7 +539,8 @@ def _findings(job: ReportJob) -> list[_Finding]:
         for i, s in enumerate(sentences):
             tokens = tokenize(s)
             rel = sum(weights[t] * idf.get(t, 1.0) for t in set(tokens) & set(weights))
-            rel += title_rel * _lead(i)
+            rel += _phrase_bonus(tokens, phrases, idf) + title_rel * _lead(i)
             scores.append(rel / max(len(set(tokens)), 1) ** 0.3 * _kind_weight(s))
-        findings.append(_Finding(n=n, sentences=sentences, scores=scores))
+        cited_too = {s: m for s, m in also.get(n, {}).items() if m}
+        findings.append(_Finding(n=n, sentences=sentences, scores=scores, also=cited_too))
     return findings

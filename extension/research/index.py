@@ -76,8 +76,12 @@ class LocalIndex:
         self.names = {n: np.asarray(r, dtype=np.int64) for n, r in names.items()}
         self.user_rows = np.asarray(user, dtype=np.int64)
 
-    def search(self, query: str, k: int, per_source: int = 2) -> list[tuple[Passage, float]]:
-        """The best `k` passages for `query`, at most `per_source` per source; ties by order."""
+    def search(self, query: str, k: int, per_source: int = 1) -> list[tuple[Passage, float]]:
+        """The best `k` passages for `query`, at most `per_source` per source; ties by order.
+
+        One passage per source by default: a report cites sources, so `k` hits are best spent
+        on `k` documented objects, not on the second chunk of a long module docstring.
+        """
         ids: list[int] = []
         tokens = tokenize(query)
         for token in tokens:

@@ -14,9 +14,11 @@ from jupyter_deepresearch.extension.research.doc_links import docs_base
 pytestmark = pytest.mark.anyio
 
 
-# Measured 56 of 69 (81%) on Python 3.11. The search finds the expected source among the
-# writer's hits for 63 (91%); the extractive writer cites another of them for 5 of those.
-MIN_HIT_RATE = 0.8
+# Measured 63 of 69 (91%) on Python 3.11. The misses: questions that share no word with the
+# docstring they want ("loop with their index" for `enumerate`, "two lists in parallel" for
+# `zip`, "round a Decimal" for `quantize`, "ZIP archive" for `ZipFile`), `os.getenv` ranked below
+# `read_environ`, and `datetime.strftime`, inherited from `date`, which the corpus lacks.
+MIN_HIT_RATE = 0.9
 
 
 async def test_answers_cite_the_expected_source_and_link_it(make_ctx: Any) -> None:

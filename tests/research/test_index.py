@@ -152,6 +152,15 @@ def test_search_is_deterministic_and_ranked(search_cache_dir: Path) -> None:
     assert ix.search("qwxzv unknownword", 5) == []
 
 
+def test_one_passage_per_source_unless_asked(search_cache_dir: Path) -> None:
+    ix = index.open_index(search_cache_dir, [], Path("/"))
+    # The `timeit` module's long docstring has several passages that all match.
+    ids = [p["id"] for p, _ in ix.search("time a small code snippet with timeit", 10)]
+    assert len(ids) == len(set(ids)) == 10
+    two = [p["id"] for p, _ in ix.search("time a small code snippet with timeit", 10, 2)]
+    assert max(two.count(i) for i in two) == 2
+
+
 def test_building_the_corpus_imports_nothing_dangerous() -> None:
     code = textwrap.dedent(
         """

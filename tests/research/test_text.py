@@ -20,6 +20,7 @@ from jupyter_deepresearch.extension.research.extractive import (
     extract_learnings,
     make_plan,
     make_queries,
+    name_coverage,
     passage_sentences,
 )
 from jupyter_deepresearch.extension.research.text import (
@@ -72,6 +73,113 @@ def test_passage_sentences_drop_code_and_grammar() -> None:
         "Wait for a future, shielding it from cancellation.",
         "See `asyncio.wait` for details.",
     ]
+
+
+def test_a_short_summary_line_counts_only_as_the_first_sentence() -> None:
+    text = "@contextmanager decorator.\n\nTypical usage:\n\n    @contextmanager\n\nShort line."
+    assert passage_sentences(text) == ["@contextmanager decorator."]
+
+
+def test_the_question_names_an_object_by_its_own_name() -> None:
+    question = "How do I join path components with pathlib?"
+    # Own name run together from two adjacent words, plus its module named too.
+    assert name_coverage("python:pathlib.PurePath.joinpath", question) == (2, 3)
+    assert name_coverage("python:posixpath.join", question) == (1, 1)
+    assert name_coverage("python:pathlib.PurePath.name", question) == (0, 0)
+    # Every part of a compound name must be asked for, stop words too.
+    assert name_coverage("python:sysconfig.get_path", question) == (0, 0)
+    assert name_coverage("python:dataclasses.make_dataclass", "Create a dataclass?") == (0, 0)
+    assert name_coverage("python:dataclasses.dataclass", "Create a dataclass?") == (1, 1)
+    assert name_coverage("pydoc:topic:with", "What does the with statement do?") == (0, 0)
+
+
+def _hit(source_id: str, text: str) -> Hit:
+    return {"id": source_id, "title": source_id[7:] + "()", "url": source_id, "text": text}
+
+
+def test_the_named_object_and_the_top_hit_lead_the_report() -> None:
+    question = "How do I write a context manager with a generator function?"
+    hits = [
+        _hit("python:m.top", "Something else entirely, said at some length here."),
+        _hit("python:g.Generator", "A generator function writes a context manager for you."),
+        _hit("python:contextlib.contextmanager", "@contextmanager decorator."),
+    ]
+    learnings = extract_learnings(question, {"query": question, "goal": ""}, hits)
+    # Neither shares a word with the question, yet both get a learning.
+    cited = [item["sources"][0] for item in learnings["learnings"]]
+    assert cited == ["python:m.top", "python:g.Generator", "python:contextlib.contextmanager"]
+    numbers = {h["id"]: n for n, h in enumerate(hits, 1)}
+    job = ReportJob(
+        question=question,
+        plan="",
+        language="en",
+        learnings=[
+            (question, item["text"], [numbers[s] for s in item["sources"]])
+            for item in learnings["learnings"]
+        ],
+        sources=[
+            NumberedSource(n=n, id=h["id"], title=h["title"], url=h["url"])
+            for n, h in enumerate(hits, 1)
+        ],
+    )
+    sections, sources = compose_report(job)
+    answer = "".join(sections).split("## Answer", 1)[1]
+    first_point = answer.strip().splitlines()[0]
+    assert first_point == "- **`contextlib.contextmanager()`**: @contextmanager decorator. [1]"
+    assert sources[0]["id"] == "python:contextlib.contextmanager"
+
+
+def test_a_sentence_two_sources_say_cites_both() -> None:
+    same = "Return the index where to insert item x in list a, assuming a is sorted."
+    hits = [
+        _hit("python:bisect.bisect_right", f"{same} Insert just after the rightmost x."),
+        _hit("python:bisect.bisect_left", f"{same} Insert just before the leftmost x."),
+    ]
+    question = "Where do I insert x in a sorted list?"
+    learnings = extract_learnings(question, {"query": question, "goal": ""}, hits)
+    shared = [item for item in learnings["learnings"] if item["text"] == same]
+    assert shared and shared[0]["sources"] == [
+        "python:bisect.bisect_right",
+        "python:bisect.bisect_left",
+    ]
+    sources = [
+        NumberedSource(n=n, id=h["id"], title=h["title"], url=h["url"])
+        for n, h in enumerate(hits, 1)
+    ]
+    job = ReportJob(
+        question=question,
+        plan="",
+        language="en",
+        learnings=[(question, same, [1, 2]), (question, "Insert just after the rightmost x.", [1])],
+        sources=sources,
+    )
+    sections, cited = compose_report(job)
+    assert f"{same} [1][2] Insert just after the rightmost x. [1]" in "".join(sections)
+    assert [s["id"] for s in cited] == ["python:bisect.bisect_right", "python:bisect.bisect_left"]
+
+
+def test_a_sentence_with_the_questions_phrase_comes_first() -> None:
+    hits = [
+        _hit("python:a.first", "Each variable, its environment."),
+        _hit("python:b.second", "Get an environment variable, or a default."),
+    ]
+    question = "How do I read an environment variable?"
+    learnings = extract_learnings(question, {"query": question, "goal": ""}, hits)
+    job = ReportJob(
+        question=question,
+        plan="",
+        language="en",
+        learnings=[
+            (question, item["text"], [int(item["sources"][0] == "python:b.second") + 1])
+            for item in learnings["learnings"]
+        ],
+        sources=[
+            NumberedSource(n=n, id=h["id"], title=h["title"], url=h["url"])
+            for n, h in enumerate(hits, 1)
+        ],
+    )
+    _, cited = compose_report(job)
+    assert [s["id"] for s in cited] == ["python:b.second", "python:a.first"]
 
 
 def test_citations_helpers() -> None:
