@@ -16,7 +16,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .errors import BadRequest, DeepResearchError, PayloadTooLarge
-from .models import MAX_QUERY_CHARS, ResearchRequest, Status, validation_message
+from .models import ResearchRequest, Status, validation_message
 from .sse import encode_comment, encode_event, encode_retry
 from .store.base import TaskState
 from .tasks import TaskManager
@@ -32,6 +32,9 @@ TASK_ID = r"(?P<task_id>[^/]+)"
 # (`str.isdigit` admits "²", which `int` refuses, and `int` reads "٣", " 1", "1_0") and at most a
 # 64-bit counter, which also keeps `int` away from its 4,300-digit limit.
 MAX_COUNT = 2**63 - 1
+# The text filter of `GET tasks` (`q`): a search term, not a question; any longer and a URL
+# of multi-byte characters would outgrow what the HTTP server reads of a request line.
+MAX_FILTER_CHARS = 1000
 _COUNT = re.compile(r"[0-9]{1,19}")
 RETRY_MILLISECONDS = 3000
 FLUSH_BYTES = 64 * 1024
@@ -236,8 +239,10 @@ class TasksHandler(DeepResearchHandler):
         if include not in ("", "result"):
             raise BadRequest(f"include must be 'result' (or absent); got {include!r}.")
         text = self.get_query_argument("q", "")
-        if len(text) > MAX_QUERY_CHARS:
-            raise BadRequest(f"q is {len(text)} characters; at most {MAX_QUERY_CHARS} are allowed.")
+        if len(text) > MAX_FILTER_CHARS:
+            raise BadRequest(
+                f"q is {len(text)} characters; at most {MAX_FILTER_CHARS} are allowed."
+            )
         page = await self.manager.list_tasks(
             ListQuery(
                 user=self.user_name,

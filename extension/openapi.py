@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from .handlers import API_PREFIX, MAX_COUNT
+from .handlers import API_PREFIX, MAX_COUNT, MAX_FILTER_CHARS
 from .ids import TASK_ID_PATTERN
 from .lifecycle import Action, possible_from
-from .models import MAX_QUERY_CHARS, ResearchRequest, Status, TaskInfo
+from .models import ResearchRequest, Status, TaskInfo
 
 PREFIX = f"/{API_PREFIX}"
 
@@ -136,7 +136,7 @@ def _task_paths(task_ok: dict[str, Any]) -> dict[str, Any]:
                         "name": "q",
                         "in": "query",
                         "description": "Only tasks whose query contains this text (any case)",
-                        "schema": {"type": "string", "maxLength": MAX_QUERY_CHARS},
+                        "schema": {"type": "string", "maxLength": MAX_FILTER_CHARS},
                     },
                     {"name": "include", "in": "query", "schema": {"enum": ["result"]}},
                 ],
