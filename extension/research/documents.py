@@ -7,16 +7,15 @@ with a reason fit to show the user.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import logging
 import zipfile
-from collections.abc import Iterator
 
 import docx
 import pypdf
 from docx.table import Table
 from pypdf.errors import DependencyError, FileNotDecryptedError
+
+from .quiet import quiet_logger
 
 
 class UnreadableDocument(Exception):
@@ -26,7 +25,7 @@ class UnreadableDocument(Exception):
 def pdf_pages(data: bytes) -> list[str]:
     """The text of each page of a PDF, in page order (page 1 first)."""
     try:
-        with _quiet_pypdf():
+        with quiet_logger("pypdf"):
             reader = pypdf.PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not _opens_without_password(reader):
                 raise UnreadableDocument("it is encrypted")
@@ -40,18 +39,6 @@ def pdf_pages(data: bytes) -> list[str]:
     # A damaged file can make pypdf fail anywhere (PdfReadError, KeyError, TypeError, ...).
     except Exception as exc:
         raise UnreadableDocument(f"it cannot be parsed as PDF ({type(exc).__name__})") from None
-
-
-@contextlib.contextmanager
-def _quiet_pypdf() -> Iterator[None]:
-    # Many damaged PDFs can still be read; pypdf logs each repair, no concern of a server's log.
-    logger = logging.getLogger("pypdf")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _opens_without_password(reader: pypdf.PdfReader) -> bool:

@@ -10,7 +10,6 @@ collide nor read half an index. All functions here are blocking: call them from 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -20,7 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from filelock import FileLock
 from . import corpus, sources
 from .context import DEFAULT_MAX_SOURCE_FILE_BYTES
 from .corpus import Passage
+from .quiet import quiet_logger
 from .sources import Skip
 from .text import TOKENIZER_VERSION, tokenize
 
@@ -265,7 +265,7 @@ def _write_bm25(folder: Path, comp_dirs: list[Path]) -> None:
     if not ids:
         ids = [[]]
     retriever = bm25s.BM25(b=BM25_B)
-    with _quiet():
+    with quiet_logger("bm25s"):
         retriever.index((ids, vocab), show_progress=False)
         retriever.save(str(folder), show_progress=False)
 
@@ -278,21 +278,9 @@ def _load(combo: Path, comp_dirs: list[Path]) -> LocalIndex:
             passages.append(Passage(id=pid, title=title, url=url, text=text))
         if (comp / "skipped.json").exists():  # a built-in component from before it existed
             skipped.extend(Skip(*row) for row in json.loads((comp / "skipped.json").read_text()))
-    with _quiet():
+    with quiet_logger("bm25s"):
         retriever = bm25s.BM25.load(str(combo), show_progress=False)
     vocab = {str(k): int(v) for k, v in retriever.vocab_dict.items()}
     return LocalIndex(
         passages=passages, retriever=retriever, vocab=vocab, location=combo, skipped=skipped
     )
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    # bm25s logs at INFO and may warn about optional backends; neither concerns our users.
-    logger = logging.getLogger("bm25s")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
