@@ -103,3 +103,20 @@ def test_the_readme_test_command_uses_the_pinned_test_environment() -> None:
     assert command.startswith('pip install -e ".[test]" -c requirements/test.txt && ')
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert command in ci, ".ci/run must run the README's test command exactly"
+
+
+def test_a_regular_install_ships_every_package() -> None:
+    # `pip install .` copies only the packages pyproject lists (the editable install the suite
+    # uses maps whole folders, so a missing one shows only on users' machines): the task
+    # manager's own package was once left out, and the extension did not load.
+    text = (REPO / "pyproject.toml").read_text()
+    mapped = dict(re.findall(r'^"(jupyter_deepresearch\.[\w.]+)" = "([\w/]+)"$', text, re.M))
+    on_disk = {
+        init.parent.relative_to(REPO).as_posix()
+        for top in ("extension", "kernel_helpers")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert on_disk <= set(mapped.values()), on_disk - set(mapped.values())
+    listed = re.search(r"^packages = \[(.*?)\]", text, re.M | re.S)
+    assert listed is not None
+    assert set(re.findall(r'"([\w.]+)"', listed.group(1))) == set(mapped)
