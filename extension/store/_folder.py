@@ -23,6 +23,7 @@ from .seed_format import SnapshotError, decode_snapshot, read_summary
 LOCK_TIMEOUT = 30.0
 HEAD_BYTES = 4096  # a snapshot's first line (its summary) fits in one read
 LOG_SUFFIX = ".events.jsonl"
+WRITE_LOCKS = ".locks"  # a folder of `write_lock` files, one per task written
 
 
 class TaskPaths(NamedTuple):
@@ -49,9 +50,21 @@ def task_paths(directory: Path, task_id: str) -> TaskPaths:
 
 
 def folder_lock(directory: Path) -> FileLock:
-    """The lock that orders create and delete between servers sharing the folder."""
-    # Appends need none: only the lease holder writes a task's log.
+    """The lock that orders create, delete and lease changes between servers sharing the folder.
+
+    Taken after a task's `write_lock` whenever both are held, never before it.
+    """
     return FileLock(str(directory / ".store.lock"), timeout=LOCK_TIMEOUT)
+
+
+def write_lock(directory: Path, task_id: str, timeout: float = LOCK_TIMEOUT) -> FileLock:
+    """The lock held around each write of a task's files, with the lease check before it, and
+    around taking the task's lease from another server: so no write straddles a takeover.
+
+    Its file lives in `WRITE_LOCKS` (a dot-folder, which scans skip) until the task is removed.
+    """
+    name = f"{checked_task_id(task_id)}.lock"
+    return FileLock(str(directory / WRITE_LOCKS / name), timeout=timeout)
 
 
 def create_files(
@@ -99,6 +112,9 @@ def remove_files(directory: Path, task_id: str) -> bool:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(directory / name)
                     existed = existed or name.endswith((".json", LOG_SUFFIX))
+        # Not taken first: a write that holds it finds its task gone and writes nothing.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(directory / WRITE_LOCKS / f"{task_id}.lock")
     return existed
 
 

@@ -3,8 +3,11 @@
 A lease file holds `{"owner": ..., "expires": epoch seconds}`. Taking, renewing and releasing
 compare and write it under the folder's OS lock (`flock` through filelock), so two servers never
 both believe they hold it; the record itself is replaced by rename, so lock-free readers always
-see a whole record. Expiry compares wall clocks: servers on several machines need synchronised
-clocks (NTP), with skew well below `lease_seconds`.
+see a whole record. A holder checks the record before each write of the task, both under the
+task's write lock, which a takeover takes too: a holder frozen between its check and its write
+(past its lease) delays the takeover by at most `TAKEOVER_WAIT` a round, and never writes after
+it. Expiry compares wall clocks: servers on several machines need synchronised clocks (NTP),
+with skew well below `lease_seconds`.
 
 A control file holds one pending action for the holder; the holder takes it by renaming it to
 a private name first, so a request is acted on once even if two loops race.
@@ -21,9 +24,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from filelock import Timeout
+
 from ._atomic import temp_name, write_all
-from ._folder import folder_lock, task_file, task_paths
+from ._folder import folder_lock, task_file, task_paths, write_lock
 from .owners import owner_gone
+
+# How long taking a task over waits for a write of the task in progress; a holder stuck in one
+# longer is passed over until the next takeover round.
+TAKEOVER_WAIT = 1.0
 
 
 def lease_path(directory: Path, task_id: str) -> Path:
@@ -76,13 +85,22 @@ def holder(directory: Path, task_id: str) -> str | None:
 
 
 def acquire(directory: Path, task_id: str, owner: str, seconds: float) -> bool:
-    """Take the lease if free, lapsed or already `owner`'s."""
-    with folder_lock(directory):
-        current = holder(directory, task_id)
-        if current is not None and current != owner:
-            return False
-        write_lease(directory, task_id, owner, seconds)
-        return True
+    """Take the lease if free, lapsed or already `owner`'s, and no write of the task is under
+    way (a holder frozen in one would write after the takeover)."""
+    fence = write_lock(directory, task_id, timeout=TAKEOVER_WAIT)
+    try:
+        fence.acquire()
+    except Timeout:
+        return False
+    try:
+        with folder_lock(directory):
+            current = holder(directory, task_id)
+            if current is not None and current != owner:
+                return False
+            write_lease(directory, task_id, owner, seconds)
+            return True
+    finally:
+        fence.release()
 
 
 def renew(directory: Path, task_ids: list[str], owner: str, seconds: float) -> set[str]:
@@ -120,7 +138,8 @@ def release(directory: Path, task_id: str, owner: str) -> None:
 
 
 def may_write(directory: Path, task_id: str, writer: str) -> bool:
-    """Whether `writer` may still write the task: nobody else took its lease since.
+    """Whether `writer` may still write the task: nobody else took its lease since (asked
+    under the task's `write_lock`, held through the write).
 
     A lapsed lease of `writer`'s own that nobody took is still good: nobody else wrote. No
     record at all: a task nobody ever claimed (a seed file) or one just deleted (the write

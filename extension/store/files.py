@@ -271,7 +271,8 @@ class FileTaskStore(SharedFileCalls):
             entry.logged_attempts = state.attempts
             head, body = snapshot_parts(state, utcnow())
             # If this fails the new log still says which run is current, and load honours it.
-            await self._io(lambda: atomic_write(paths.snapshot, encode_snapshot(head, body)))
+            data = encode_snapshot(head, body)
+            await self._io(self._fenced, state.task_id, lambda: atomic_write(paths.snapshot, data))
 
     async def flush(self) -> None:
         """Write and fsync every buffered line now."""
@@ -337,7 +338,11 @@ class FileTaskStore(SharedFileCalls):
             # One task's damaged log must not stall every flush: set it aside, start afresh.
             await self._io(quarantine, paths.log, self.log, state.task_id, str(exc))
             await self._io(paths.idx.unlink, True)
-            tail = await self._io(folder.write_lines, paths, None, prelude, header, lines)
+            tail = await self._io(
+                self._fenced,
+                state.task_id,
+                lambda: folder.write_lines(paths, None, prelude, header, lines),
+            )
         if tail is None:
             self.log.warning("Task %s was deleted; dropping its unsaved events", state.task_id)
             entry.pending.clear()
@@ -352,14 +357,18 @@ class FileTaskStore(SharedFileCalls):
     def _fenced(self, task_id: str, write: Callable[[], _T]) -> _T:
         """Run a write of the task (in a worker thread) unless another writer took it over.
 
-        The lease is read just before the write, in the same thread hop; a process frozen in
-        between these two steps can still write once (a shared folder offers no atomic
-        compare-and-write; the `redis` backend checks inside its write script).
+        The lease is checked and the write made under the task's write lock, which a takeover
+        takes too: a process frozen between the two steps holds the takeover off until it has
+        written, and its next write finds the lease gone (the `redis` backend checks inside its
+        write script).
         """
         writer = self.writer_id
-        if writer is not None and not leases.may_write(self.directory, task_id, writer):
-            raise LeaseLost(task_id)
-        return write()
+        if writer is None:
+            return write()
+        with folder.write_lock(self.directory, task_id):
+            if not leases.may_write(self.directory, task_id, writer):
+                raise LeaseLost(task_id)
+            return write()
 
     # Reading
 
