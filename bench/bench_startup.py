@@ -4,14 +4,16 @@ The 10,000 completed tasks are written straight through `FileTaskStore` (fsync s
 generating). Start-up: from spawning `jupyter server` to the first 200 of `GET health` (which
 needs the extension started). Memory: RSS of the server process once ready, and after listing
 every task. Figure: start-up with 10k tasks over start-up with none (target <= 1.2), the 10k
-folder holding the listing cache (`.cache/listing`) that any earlier server leaves; for
-context, the same start without that file (a first start, or a lost file: every head is read).
+folder holding the caches (`.cache/`: listing rows, kept task summaries) that any earlier server
+leaves; for context, the same start without them (a first start, or lost files: every head is
+read, and every summary for the first full listing).
 
 `--format seed` writes the folder as the seed app did (`{taskId}.json` only, 50 outputs each, no
 sidecars), which users bring from the original app. Targets for both formats: start-up <= 1.2
 of empty (first start on a folder never seen <= 2), `GET health` and `GET tasks?limit=20`
 <= 50 ms, `GET tasks` (summaries of every task) <= 0.5 s. A server reads each task's summary
-once, on the first listing that shows it: that first full listing is printed apart.
+once (or takes it from the summaries an earlier server kept): the first full listing, asked
+right after start, is printed apart from a later one.
 
 Run: python bench/bench_startup.py [--tasks N] [--repeats R] [--format ours|seed]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +41,7 @@ from _common import (
     write_results,
 )
 
-from jupyter_deepresearch.extension.store import _listing
+from jupyter_deepresearch.extension.store._folder import CACHE_FOLDER
 from jupyter_deepresearch.extension.store.files import FileTaskStore
 
 
@@ -134,7 +137,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy one start with N tasks")
     parser.add_argument("--profile-seconds", type=float, default=14, help="from the spawn on")
     args = parser.parse_args()
-    runs: dict[str, list[dict[str, Any]]] = {"empty": [], "no_listing": [], "full": []}
+    runs: dict[str, list[dict[str, Any]]] = {"empty": [], "no_cache": [], "full": []}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         base = Path(tmp)
         empty, full = base / "empty", base / "full"
@@ -146,16 +149,16 @@ def main() -> None:
             asyncio.run(prepare(full, args.tasks))
         print(f"wrote {args.tasks:,} tasks in {time.perf_counter() - started:.1f}s")
         for i in range(args.repeats):
-            for kind, folder in (("empty", empty), ("no_listing", full), ("full", full)):
-                if kind == "no_listing":  # the start after it writes the file again: "full"
-                    (full / _listing.NAME).unlink(missing_ok=True)
+            for kind, folder in (("empty", empty), ("no_cache", full), ("full", full)):
+                if kind == "no_cache":  # the start after it writes them again: "full"
+                    shutil.rmtree(full / CACHE_FOLDER, ignore_errors=True)
                 runs[kind].append(measure(base, folder, f"{kind}{i}"))
         if args.profile:
             out = RESULTS / "startup-profile.txt"
             measure(base, full, "profiled", out, args.profile_seconds)
     if args.profile:
         print_profile(out)
-    assert all(r["listed"] == args.tasks for r in runs["full"] + runs["no_listing"])
+    assert all(r["listed"] == args.tasks for r in runs["full"] + runs["no_cache"])
     med = {
         kind: {key: median([r[key] for r in rows]) for key in rows[0]}
         for kind, rows in runs.items()
@@ -168,7 +171,7 @@ def main() -> None:
         "medians": med,
         "ratio_startup": ratio,
         "ratio_listening": med["full"]["listening_s"] / med["empty"]["listening_s"],
-        "ratio_startup_no_listing": med["no_listing"]["startup_s"] / med["empty"]["startup_s"],
+        "ratio_startup_no_cache": med["no_cache"]["startup_s"] / med["empty"]["startup_s"],
         "ratio_rss_ready": med["full"]["rss_ready_mb"] / med["empty"]["rss_ready_mb"],
         "target": "<= 1.2",
         "met": ratio <= 1.2,
@@ -176,7 +179,7 @@ def main() -> None:
     rows = [
         {"stored tasks": "0", **med["empty"]},
         {"stored tasks": f"{args.tasks:,}", **med["full"]},
-        {"stored tasks": f"{args.tasks:,}, no listing file", **med["no_listing"]},
+        {"stored tasks": f"{args.tasks:,}, no cache files", **med["no_cache"]},
     ]
     cols = ["stored tasks", "listening_s", "startup_s", "extension_start_s", "health_s"]
     cols += ["rss_ready_mb", "list_20_s"]
@@ -195,7 +198,11 @@ def main() -> None:
         f"{full_med['list_all_s']:.2f} s first, {full_med['list_all_again_s']:.2f} s after "
         "(target <= 0.5 s)"
     )
-    print(f"without the listing file: {results['ratio_startup_no_listing']:.2f} (context)")
+    no_cache = med["no_cache"]
+    print(
+        f"without the cache files (a first start): start-up {results['ratio_startup_no_cache']:.2f}"
+        f" (target <= 2), every task {no_cache['list_all_s']:.2f} s first (context)"
+    )
     write_results("startup" if args.format == "ours" else "startup-seed", results)
 
 

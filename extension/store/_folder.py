@@ -24,6 +24,9 @@ LOCK_TIMEOUT = 30.0
 HEAD_BYTES = 4096  # a snapshot's first line (its summary) fits in one read
 LOG_SUFFIX = ".events.jsonl"
 WRITE_LOCKS = ".locks"  # a folder of `write_lock` files, one per task written
+# Caches for the next process (the listing's rows, `write_hint`s): a dot-folder, which scans
+# skip, so writing there leaves the task folder's own stamp alone.
+CACHE_FOLDER = ".cache"
 
 
 class TaskPaths(NamedTuple):

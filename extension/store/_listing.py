@@ -43,7 +43,7 @@ from . import _folder as folder
 from ._atomic import atomic_write
 from .base import TaskSummary
 
-NAME = ".cache/listing"
+NAME = f"{folder.CACHE_FOLDER}/listing"
 _OLD_NAME = ".listing.cache"  # where earlier versions kept it, in the task folder itself
 VERSION = 1
 SAVE_INTERVAL = 30.0  # seconds between two saves of a changing listing

@@ -44,6 +44,10 @@ class Keys:
         self.active = f"{prefix}active"
         self.active_built = f"{prefix}active:built"  # set once `active` covers older tasks
 
+    def hint(self, name: str) -> str:
+        """A `write_hint` blob (its name checked by the caller)."""
+        return f"{self.prefix}hint:{name}"
+
     def task(self, task_id: str) -> str:
         return f"{self.prefix}task:{checked_task_id(task_id)}"
 

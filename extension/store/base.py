@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -213,6 +214,18 @@ class TaskStore(abc.ABC):
         """Rows for a listing (`GET tasks`); a backend may serve them from a recent pass."""
         return await self.summaries()
 
+    async def read_hint(self, name: str) -> bytes | None:
+        """What `write_hint` kept under `name`, by this process or an earlier one (None: none).
+
+        Hints are caches for a later process (summaries a listing made): whoever reads one checks
+        each entry against the tasks before using it. A backend may keep none.
+        """
+        return None
+
+    async def write_hint(self, name: str, data: bytes) -> None:
+        """Keep `data` under `name` (`[a-z0-9-]+`) for `read_hint`; nothing when read-only."""
+        return None  # this backend keeps no hints: readers then find none
+
     async def unfinished(self) -> list[TaskSummary]:
         """Rows of tasks that are not terminal (queued, running, paused): takeover candidates.
 
@@ -311,6 +324,15 @@ class TaskStore(abc.ABC):
 
 
 OwnerFilter = Callable[[str | None], bool]
+
+_HINT_NAME = re.compile(r"[a-z0-9-]{1,64}")
+
+
+def checked_hint_name(name: str) -> str:
+    """A `write_hint` name, checked (ValueError): it becomes a file or key name as it is."""
+    if not _HINT_NAME.fullmatch(name):
+        raise ValueError(f"hint name {name!r} is not 1-64 of a-z, 0-9 and '-'")
+    return name
 
 
 def count_by_status(

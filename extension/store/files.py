@@ -39,6 +39,7 @@ from .base import (
     StoreSettings,
     TaskState,
     TaskSummary,
+    checked_hint_name,
     count_by_status,
     expiry_cutoff,
     utcnow,
@@ -517,6 +518,34 @@ class FileTaskStore(SharedFileCalls):
             entry.pending.clear()
         self._cache.pop(task_id, None)
         self._heads.pop(task_id, None)
+
+    # Hints for the next process
+
+    def _hint_path(self, name: str) -> Path:
+        return self.directory / folder.CACHE_FOLDER / checked_hint_name(name)
+
+    async def read_hint(self, name: str) -> bytes | None:
+        path = self._hint_path(name)
+
+        def read() -> bytes | None:
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                return None
+
+        return await self._io(read, writes=False)
+
+    async def write_hint(self, name: str, data: bytes) -> None:
+        path = self._hint_path(name)
+        if self.read_only:
+            return
+
+        def write() -> None:
+            path.parent.mkdir(exist_ok=True)
+            atomic_write(path, data)
+
+        # Not a task write: a failure here says nothing of the task storage's health.
+        await self._io(write, writes=False)
 
     async def health(self, counted: OwnerFilter | None = None) -> dict[str, Any]:
         """Kind, task counts by status, buffered events and the last disk error.

@@ -57,6 +57,7 @@ from .base import (
     OwnerFilter,
     StoreSettings,
     TaskState,
+    checked_hint_name,
     count_by_status,
 )
 from .codec import from_hash, hash_fields, hash_value
@@ -485,6 +486,19 @@ class RedisTaskStore(RedisIndexes):
 
         values = await self._call(run)
         return {t: v.decode() for t, v in zip(task_ids, values, strict=True) if v is not None}
+
+    # Hints for the next process
+
+    async def read_hint(self, name: str) -> bytes | None:
+        key = self.keys.hint(checked_hint_name(name))
+        value: bytes | None = await self._call(lambda: self.client.get(key), writes=False)
+        return value
+
+    async def write_hint(self, name: str, data: bytes) -> None:
+        key = self.keys.hint(checked_hint_name(name))
+        if not self.read_only:
+            # Not a task write: a failure here says nothing of the task storage's health.
+            await self._call(lambda: self.client.set(key, data), writes=False)
 
     async def health(self, counted: OwnerFilter | None = None) -> dict[str, Any]:
         counts = count_by_status(await self.summaries(), counted)

@@ -7,23 +7,36 @@ changed since the last one, and a page of 20 reads at most 20. The text filter n
 row's query; it is served from the same summaries. A server reads them all once after its
 start (`warm`), in the background, so that the first full listing does not pay for it; full
 listings share that work rather than repeat it.
+
+The summaries are also kept in the store for the next server (`write_hint`, one per user seen:
+about 0.5 KB a task), after the read-ahead, at most every `SAVE_INTERVAL` after, and at stop: a
+server then starts with them and reads only the tasks that changed meanwhile (each kept summary
+is used only while its task's row shows the same status and update time, as in memory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ..errors import DeepResearchError
-from ..models import Status
+from ..models import Status, TaskInfo
 from ..store.base import TaskState, TaskStore, TaskSummary
 
 # What a summary was made from: a row that still shows these made the same summary.
 _Version = tuple[Status, datetime]
+SAVE_INTERVAL = 60.0  # seconds between two saves of changed summaries
+_SAVED_VERSION = 1
+# Kept summaries are `TaskInfo` without its result: a server whose `TaskInfo` has other fields
+# (another version) does not use them.
+_INFO_FIELDS = sorted(set(TaskInfo.model_fields) - {"result"})
 
 
 @dataclass(frozen=True)
@@ -61,31 +74,75 @@ class TaskListing:
         store: TaskStore,
         read: Callable[[str], Awaitable[TaskState | None]],
         visible: Callable[[str | None, str | None], bool],
+        log: logging.Logger | None = None,
     ) -> None:
         self._store = store
+        self._log = log or logging.getLogger(__name__)
         self._read = read  # the freshest state (a live run's, else a cheap read of the store)
         self._visible = visible
         self._summaries: dict[str, _Summary] = {}
         self._every_row = asyncio.Lock()  # listings that read every row's summary, one at a time
+        self._hint: str | None = None  # where this server keeps its summaries, once restored
+        self._changed = False  # summaries made or dropped since the last save
+        self._saved_at = 0.0  # time.monotonic() of the last save
 
-    async def warm(self, user: str | None, log: logging.Logger) -> None:
+    async def warm(self, user: str | None) -> None:
         """Read the summaries of every task `user` sees (None: every task), once."""
         try:
             await self.page(ListQuery(user=user))
         except DeepResearchError as error:  # a cache: the first listing reads them instead
-            log.info("deepresearch: task summaries not read ahead: %s", error)
+            self._log.info("deepresearch: task summaries not read ahead: %s", error)
+        await self.save()
 
     async def page(self, query: ListQuery) -> Page:
         if query.limit is None or query.text:
             async with self._every_row:
-                return await self._page(query)
+                await self._restore(query.user)
+                page = await self._page(query)
+            await self.save(due_only=True)
+            return page
         return await self._page(query)
+
+    async def save(self, *, due_only: bool = False) -> None:
+        """Keep the summaries in the store for the next server, if they changed (never raises).
+
+        `due_only`: not within `SAVE_INTERVAL` of the last save.
+        """
+        if self._hint is None or not self._changed:
+            return
+        if due_only and time.monotonic() - self._saved_at < SAVE_INTERVAL:
+            return
+        self._changed, self._saved_at = False, time.monotonic()
+        rows = [
+            [task_id, s.version[0].value, s.version[1].isoformat(), s.info]
+            for task_id, s in self._summaries.items()
+        ]
+        try:
+            data = await asyncio.to_thread(_encode, rows)
+            await self._store.write_hint(self._hint, data)
+        except (DeepResearchError, OSError) as error:  # a cache: the next start reads them
+            self._changed = True
+            self._log.debug("deepresearch: task summaries not kept for the next start: %s", error)
+
+    async def _restore(self, user: str | None) -> None:
+        """Take the summaries an earlier server kept, once (per listing object)."""
+        if self._hint is not None:
+            return
+        self._hint = _hint_name(user)
+        try:
+            data = await self._store.read_hint(self._hint)
+        except DeepResearchError:
+            return
+        if data:
+            for task_id, summary in (await asyncio.to_thread(_decode, data)).items():
+                self._summaries.setdefault(task_id, summary)
 
     async def _page(self, query: ListQuery) -> Page:
         rows = await self._store.listing()
         known = {row.task_id for row in rows}
         for task_id in self._summaries.keys() - known:
             del self._summaries[task_id]  # deleted or expired
+            self._changed = True
         rows = [
             row
             for row in rows
@@ -126,7 +183,49 @@ class TaskListing:
             self._summaries.pop(row.task_id, None)
             return None
         info = state.info().model_dump(mode="json", exclude={"result"})
-        query = str(state.request.get("query", "")).casefold()
+        query = _query_of(info)
         summary = _Summary((state.status, state.updated_at), info, query)
         self._summaries[row.task_id] = summary
+        self._changed = True
         return summary
+
+
+def _query_of(info: dict[str, Any]) -> str:
+    return str(info["request"].get("query", "")).casefold()
+
+
+def _hint_name(user: str | None) -> str:
+    """The store hint holding the summaries of `user`'s server (None: a server of all tasks)."""
+    key = "\0" if user is None else user  # no user name is a NUL
+    return "task-summaries-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _encode(rows: list[list[Any]]) -> bytes:
+    doc = {"version": _SAVED_VERSION, "fields": _INFO_FIELDS, "summaries": rows}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _decode(data: bytes) -> dict[str, _Summary]:
+    """Kept summaries, by task id; none if the hint is damaged or of another version."""
+    try:
+        doc = json.loads(data)
+        if doc["version"] != _SAVED_VERSION or doc["fields"] != _INFO_FIELDS:
+            return {}
+        found = {}
+        for task_id, status, updated, info in doc["summaries"]:
+            # Used only while the task's row shows this version, then served as it is: enough
+            # of a check that it is a summary of this task (a damaged entry voids the hint).
+            if not (
+                isinstance(task_id, str)
+                and isinstance(info, dict)
+                and info.keys() == set(_INFO_FIELDS)
+                and info["task_id"] == task_id
+                and info["status"] == status
+                and isinstance(info["request"], dict)
+            ):
+                return {}
+            version = (Status(status), datetime.fromisoformat(updated))
+            found[task_id] = _Summary(version, info, _query_of(info))
+        return found
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {}

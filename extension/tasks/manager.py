@@ -89,7 +89,7 @@ class TaskManager:
             takeover or TakeoverPolicy(),
             self.log,
         )
-        self.listing = TaskListing(store, self.takeover.read, self.requests.visible)
+        self.listing = TaskListing(store, self.takeover.read, self.requests.visible, self.log)
         self._warm_listing = warm_listing
         self._warm_listing_for = warm_listing_for
         self._warming: asyncio.Task[None] | None = None
@@ -123,7 +123,7 @@ class TaskManager:
                 self.upkeep.start()
                 if self._warm_listing:
                     self._warming = asyncio.create_task(
-                        self.listing.warm(self._warm_listing_for, self.log),
+                        self.listing.warm(self._warm_listing_for),
                         name="deepresearch-listing-warm-up",
                     )
                 self._started = True
@@ -140,6 +140,7 @@ class TaskManager:
         await self.upkeep.stop()
         await self.leases.release_all()
         await self.events.close()
+        await self.listing.save()  # for the next server's listings
         with contextlib.suppress(DeepResearchError):
             await self.store.close()
 

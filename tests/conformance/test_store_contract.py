@@ -312,3 +312,21 @@ async def test_a_seed_style_id_works_like_ours(make_store: StoreFactory) -> None
         assert await fresh.acquire_lease("abc123def456", "me", 5)
         assert await fresh.delete("abc123def456")
         assert await fresh.load("abc123def456") is None
+
+
+@async_test
+async def test_hints_are_kept_for_the_next_store_and_names_are_checked(
+    make_store: StoreFactory,
+) -> None:
+    async with opened(make_store) as store:
+        assert await store.read_hint("task-summaries-0") is None
+        await store.write_hint("task-summaries-0", b'{"a": 1}')
+        await store.write_hint("task-summaries-0", b'{"a": 2}')  # replaces
+        for name in ("../escape", "a:b", "Upper", "", "x" * 65, "tasks*"):
+            with pytest.raises(ValueError, match="hint name"):
+                await store.write_hint(name, b"x")
+            with pytest.raises(ValueError, match="hint name"):
+                await store.read_hint(name)
+        assert await store.summaries() == []  # a hint is no task
+    async with opened(make_store) as later:
+        assert await later.read_hint("task-summaries-0") == b'{"a": 2}'

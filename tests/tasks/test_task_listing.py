@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from dr_testing import pipelines
 from jupyter_deepresearch.extension.models import Status
@@ -84,5 +86,116 @@ def test_a_server_reads_its_users_summaries_ahead_and_listings_reuse_them(
             assert reads == [task_id]
         finally:
             await manager.stop()
+
+    asyncio.run(scenario())
+
+
+def listing_server(folder: Path, tmp_path: Path, reads: list[str]) -> TaskManager:
+    """A manager reading alice's summaries ahead, recording every task it reads for them."""
+    manager = TaskManager(
+        FileTaskStore(folder),
+        pipelines.stepped,
+        root_dir=tmp_path,
+        cache_dir=tmp_path / "cache",
+        warm_listing=True,
+        warm_listing_for="alice",
+        log=logging.getLogger("listing-test"),
+    )
+    real_read = manager.listing._read
+
+    async def counting(task_id: str) -> TaskState | None:
+        reads.append(task_id)
+        return await real_read(task_id)
+
+    manager.listing._read = counting
+    return manager
+
+
+async def warmed(manager: TaskManager) -> list[dict[str, Any]]:
+    await manager.ensure_started()
+    assert manager._warming is not None
+    await asyncio.wait_for(manager._warming, 60)
+    return (await manager.list_tasks(ListQuery(user="alice"))).tasks
+
+
+def test_the_next_server_starts_with_the_summaries_kept_and_reads_only_what_changed(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        folder = tmp_path / "tasks"
+        ids = await stored_tasks(folder)
+        reads: list[str] = []
+        first = listing_server(folder, tmp_path, reads)
+        try:
+            listed = await warmed(first)
+        finally:
+            await first.stop()
+        alices = [t["task_id"] for t in listed]
+        assert sorted(reads) == sorted(alices)
+        kept = list((folder / ".cache").glob("task-summaries-*"))
+        assert len(kept) == 1
+
+        # Between the two servers, one of alice's tasks is restarted and finishes again.
+        changed = alices[3]
+        store = FileTaskStore(folder)
+        await store.open()
+        state = await store.load(changed)
+        assert state is not None
+        await store.reset_run(state)
+        await store.append(state, "status", {"status": "running"})
+        await store.append(state, "status", {"status": "failed", "error": "boom"})
+        await store.save(state, durable=True)
+        await store.close()
+
+        reads.clear()
+        second = listing_server(folder, tmp_path, reads)
+        try:
+            again = await warmed(second)
+            assert reads == [changed]  # every other summary came from the first server
+            by_id = {t["task_id"]: t for t in again}
+            assert by_id.keys() == set(alices) and len(again) == len(listed)
+            assert by_id[changed]["status"] == "failed" and by_id[changed]["error"] == "boom"
+            assert [t for t in again if t["task_id"] != changed] == [
+                t for t in listed if t["task_id"] != changed
+            ]
+            assert set(ids) >= by_id.keys()
+        finally:
+            await second.stop()
+
+        # A damaged file of kept summaries is passed over: everything is read again, right.
+        kept[0].write_bytes(b'{"version": 1, "fields": [], "summaries": [[1, 2')
+        reads.clear()
+        third = listing_server(folder, tmp_path, reads)
+        try:
+            assert await warmed(third) == again
+            assert sorted(reads) == sorted(alices)
+        finally:
+            await third.stop()
+
+    asyncio.run(scenario())
+
+
+def test_kept_summaries_that_are_not_a_tasks_own_are_not_served(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        folder = tmp_path / "tasks"
+        await stored_tasks(folder)
+        reads: list[str] = []
+        first = listing_server(folder, tmp_path, reads)
+        try:
+            listed = await warmed(first)
+        finally:
+            await first.stop()
+        [kept] = (folder / ".cache").glob("task-summaries-*")
+        doc = json.loads(kept.read_bytes())
+        # Another task's summary under this task's id: the whole file is passed over.
+        doc["summaries"][0][3] = doc["summaries"][1][3]
+        kept.write_text(json.dumps(doc))
+        reads.clear()
+        second = listing_server(folder, tmp_path, reads)
+        try:
+            assert await warmed(second) == listed
+            assert len(reads) == len(listed)
+        finally:
+            await second.stop()
 
     asyncio.run(scenario())
