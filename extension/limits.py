@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import TooManyRequests
+from .research.text import counted
 from .store.base import TaskSummary
 
 
@@ -38,16 +39,16 @@ class Limits:
         """Raise `TooManyRequests` if one more unfinished task of `user` exceeds a limit."""
         if self.queued and queued_here >= self.queued:
             raise TooManyRequests(
-                f"This server already has {queued_here} tasks waiting to run (the limit is "
-                f"{self.queued}); try again when some have finished, or raise "
+                f"This server already has {counted(queued_here, 'task')} waiting to run (the "
+                f"limit is {self.queued}); try again when some have finished, or raise "
                 "DeepResearchApp.max_queued_tasks."
             )
-        who = f"User {user!r}" if user else "You"
+        who = f"User {user!r} already has" if user else "You already have"
         if self.unfinished_per_user:
             mine = sum(1 for row in unfinished if row.owner == user)
             if mine >= self.unfinished_per_user:
                 raise TooManyRequests(
-                    f"{who} already has {mine} unfinished tasks (the limit is "
+                    f"{who} {counted(mine, 'unfinished task')} (the limit is "
                     f"{self.unfinished_per_user}); pause, cancel or wait for some, or raise "
                     "DeepResearchApp.max_unfinished_tasks_per_user."
                 )
@@ -55,7 +56,7 @@ class Limits:
             kept = sum(1 for row in stored if row.owner == user)
             if kept >= self.stored_per_user:
                 raise TooManyRequests(
-                    f"{who} already has {kept} stored tasks (the limit is "
+                    f"{who} {counted(kept, 'stored task')} (the limit is "
                     f"{self.stored_per_user}); delete some, or raise "
                     "DeepResearchApp.max_stored_tasks_per_user."
                 )

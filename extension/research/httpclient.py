@@ -125,7 +125,8 @@ async def with_retries(call: Callable[[], Awaitable[T]], *, options: RunOptions,
             ) from None
         except httpx.TimeoutException:
             raise ResearchError(
-                f"{service} did not answer within {options.timeout:g} seconds (timeout). "
+                f"{service} did not answer within {options.timeout:g} "
+                f"second{'' if options.timeout == 1 else 's'} (timeout). "
                 "The server may be overloaded, or the model still loading."
             ) from None
         except httpx.HTTPError as exc:

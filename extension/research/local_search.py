@@ -8,6 +8,7 @@ from .base import Hit, SearchProvider
 from .doc_links import source_link
 from .index import LocalIndex, open_index
 from .registry import resolve_sources
+from .text import counted
 from .threads import run_in_daemon_thread
 
 MAX_SKIP_NOTICES = 20  # a folder of thousands of bad links should not flood the event log
@@ -43,7 +44,8 @@ class LocalSearch(SearchProvider):
         for skip in index.skipped[:MAX_SKIP_NOTICES]:
             await self.notice(f"Skipped {skip.path}: {skip.reason}")
         if len(index.skipped) > MAX_SKIP_NOTICES:
-            await self.notice(f"Skipped {len(index.skipped) - MAX_SKIP_NOTICES} more source files")
+            more = len(index.skipped) - MAX_SKIP_NOTICES
+            await self.notice(f"Skipped {counted(more, 'more source file')}")
 
     async def search(self, query: str) -> list[Hit]:
         index = await self._get_index()

@@ -50,6 +50,7 @@ async def test_unfinished_tasks_per_user(as_user: Any, dr_config: Any) -> None:
     refused = await as_user("alice", "POST", "tasks", body={"query": f"three {SLOW}"})
     assert refused.code == 429
     assert "max_unfinished_tasks_per_user" in message(refused) and "2" in message(refused)
+    assert "User 'alice' already has 2 unfinished tasks (the limit is 2)" in message(refused)
     listed = json.loads((await as_user("alice", "GET", "tasks")).body)["tasks"]
     assert len(listed) == 2  # nothing was stored for the refused request
 
