@@ -33,6 +33,12 @@ from ..store.base import TaskState, TaskStore, TaskSummary
 # What a summary was made from: a row that still shows these made the same summary.
 _Version = tuple[Status, datetime]
 SAVE_INTERVAL = 60.0  # seconds between two saves of changed summaries
+# The read-ahead waits out a server's start (its first takeover pass and health probes) rather
+# than compete with it; a full listing asked meanwhile does the same work itself.
+WARM_DELAY = 1.0
+# Summaries kept in memory are served without a pause: a listing of 10,000 lets other requests
+# (a health probe) in between every so many rows rather than hold the loop for all of them.
+_ROWS_PER_TURN = 500
 _SAVED_VERSION = 1
 # Kept summaries are `TaskInfo` without its result: a server whose `TaskInfo` has other fields
 # (another version) does not use them.
@@ -86,8 +92,10 @@ class TaskListing:
         self._changed = False  # summaries made or dropped since the last save
         self._saved_at = 0.0  # time.monotonic() of the last save
 
-    async def warm(self, user: str | None) -> None:
-        """Read the summaries of every task `user` sees (None: every task), once."""
+    async def warm(self, user: str | None, *, delay: float = WARM_DELAY) -> None:
+        """Read the summaries of every task `user` sees (None: every task), once, `delay`
+        seconds from now."""
+        await asyncio.sleep(delay)
         try:
             await self.page(ListQuery(user=user))
         except DeepResearchError as error:  # a cache: the first listing reads them instead
@@ -153,14 +161,18 @@ class TaskListing:
         if query.text:
             needle = query.text.casefold()
             matching = []
-            for row in rows:
+            for n, row in enumerate(rows, 1):
+                if n % _ROWS_PER_TURN == 0:
+                    await asyncio.sleep(0)
                 summary = await self._summary(row)
                 if summary is not None and needle in summary.query:
                     matching.append(row)
             rows = matching
         end = None if query.limit is None else query.offset + query.limit
         tasks = []
-        for row in rows[query.offset : end]:
+        for n, row in enumerate(rows[query.offset : end], 1):
+            if n % _ROWS_PER_TURN == 0:
+                await asyncio.sleep(0)
             info = await self._info(row, query.with_results)
             # The row may lag the task (it moved on since): a filter holds on what is shown.
             if info is not None and (query.status is None or info["status"] == query.status.value):
