@@ -39,28 +39,34 @@ async def stored_tasks(folder: Path) -> list[str]:
     return ids
 
 
+def listing_server(folder: Path, tmp_path: Path, reads: list[str]) -> TaskManager:
+    """A manager reading alice's summaries ahead, recording every task it reads for them."""
+    manager = TaskManager(
+        FileTaskStore(folder),
+        pipelines.stepped,
+        root_dir=tmp_path,
+        cache_dir=tmp_path / "cache",
+        warm_listing=True,
+        warm_listing_for="alice",
+        log=logging.getLogger("listing-test"),
+    )
+    real_read = manager.listing._read
+
+    async def counting(task_id: str) -> TaskState | None:
+        reads.append(task_id)
+        return await real_read(task_id)
+
+    manager.listing._read = counting
+    return manager
+
+
 def test_a_server_reads_its_users_summaries_ahead_and_listings_reuse_them(
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
         await stored_tasks(tmp_path / "tasks")
-        manager = TaskManager(
-            FileTaskStore(tmp_path / "tasks"),
-            pipelines.stepped,
-            root_dir=tmp_path,
-            cache_dir=tmp_path / "cache",
-            warm_listing=True,
-            warm_listing_for="alice",
-            log=logging.getLogger("listing-test"),
-        )
         reads: list[str] = []
-        real_read = manager.listing._read
-
-        async def counting(task_id: str) -> TaskState | None:
-            reads.append(task_id)
-            return await real_read(task_id)
-
-        manager.listing._read = counting
+        manager = listing_server(tmp_path / "tasks", tmp_path, reads)
         await manager.ensure_started()
         try:
             assert manager._warming is not None
@@ -90,32 +96,23 @@ def test_a_server_reads_its_users_summaries_ahead_and_listings_reuse_them(
     asyncio.run(scenario())
 
 
-def listing_server(folder: Path, tmp_path: Path, reads: list[str]) -> TaskManager:
-    """A manager reading alice's summaries ahead, recording every task it reads for them."""
-    manager = TaskManager(
-        FileTaskStore(folder),
-        pipelines.stepped,
-        root_dir=tmp_path,
-        cache_dir=tmp_path / "cache",
-        warm_listing=True,
-        warm_listing_for="alice",
-        log=logging.getLogger("listing-test"),
-    )
-    real_read = manager.listing._read
-
-    async def counting(task_id: str) -> TaskState | None:
-        reads.append(task_id)
-        return await real_read(task_id)
-
-    manager.listing._read = counting
-    return manager
-
-
 async def warmed(manager: TaskManager) -> list[dict[str, Any]]:
     await manager.ensure_started()
     assert manager._warming is not None
     await asyncio.wait_for(manager._warming, 60)
     return (await manager.list_tasks(ListQuery(user="alice"))).tasks
+
+
+async def listed_by_a_new_server(
+    folder: Path, tmp_path: Path
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A new server's listing of alice's tasks after its read-ahead, and the tasks it read."""
+    reads: list[str] = []
+    manager = listing_server(folder, tmp_path, reads)
+    try:
+        return await warmed(manager), reads
+    finally:
+        await manager.stop()
 
 
 def test_the_next_server_starts_with_the_summaries_kept_and_reads_only_what_changed(
@@ -124,12 +121,7 @@ def test_the_next_server_starts_with_the_summaries_kept_and_reads_only_what_chan
     async def scenario() -> None:
         folder = tmp_path / "tasks"
         ids = await stored_tasks(folder)
-        reads: list[str] = []
-        first = listing_server(folder, tmp_path, reads)
-        try:
-            listed = await warmed(first)
-        finally:
-            await first.stop()
+        listed, reads = await listed_by_a_new_server(folder, tmp_path)
         alices = [t["task_id"] for t in listed]
         assert sorted(reads) == sorted(alices)
         kept = list((folder / ".cache").glob("task-summaries-*"))
@@ -147,30 +139,19 @@ def test_the_next_server_starts_with_the_summaries_kept_and_reads_only_what_chan
         await store.save(state, durable=True)
         await store.close()
 
-        reads.clear()
-        second = listing_server(folder, tmp_path, reads)
-        try:
-            again = await warmed(second)
-            assert reads == [changed]  # every other summary came from the first server
-            by_id = {t["task_id"]: t for t in again}
-            assert by_id.keys() == set(alices) and len(again) == len(listed)
-            assert by_id[changed]["status"] == "failed" and by_id[changed]["error"] == "boom"
-            assert [t for t in again if t["task_id"] != changed] == [
-                t for t in listed if t["task_id"] != changed
-            ]
-            assert set(ids) >= by_id.keys()
-        finally:
-            await second.stop()
+        again, reads = await listed_by_a_new_server(folder, tmp_path)
+        assert reads == [changed]  # every other summary came from the first server
+        by_id = {t["task_id"]: t for t in again}
+        assert by_id.keys() == set(alices) and len(again) == len(listed)
+        assert by_id[changed]["status"] == "failed" and by_id[changed]["error"] == "boom"
+        unchanged = [t for t in listed if t["task_id"] != changed]
+        assert [t for t in again if t["task_id"] != changed] == unchanged
+        assert set(ids) >= by_id.keys()
 
         # A damaged file of kept summaries is passed over: everything is read again, right.
         kept[0].write_bytes(b'{"version": 1, "fields": [], "summaries": [[1, 2')
-        reads.clear()
-        third = listing_server(folder, tmp_path, reads)
-        try:
-            assert await warmed(third) == again
-            assert sorted(reads) == sorted(alices)
-        finally:
-            await third.stop()
+        third, reads = await listed_by_a_new_server(folder, tmp_path)
+        assert third == again and sorted(reads) == sorted(alices)
 
     asyncio.run(scenario())
 
@@ -179,23 +160,13 @@ def test_kept_summaries_that_are_not_a_tasks_own_are_not_served(tmp_path: Path) 
     async def scenario() -> None:
         folder = tmp_path / "tasks"
         await stored_tasks(folder)
-        reads: list[str] = []
-        first = listing_server(folder, tmp_path, reads)
-        try:
-            listed = await warmed(first)
-        finally:
-            await first.stop()
+        listed, _ = await listed_by_a_new_server(folder, tmp_path)
         [kept] = (folder / ".cache").glob("task-summaries-*")
         doc = json.loads(kept.read_bytes())
         # Another task's summary under this task's id: the whole file is passed over.
         doc["summaries"][0][3] = doc["summaries"][1][3]
         kept.write_text(json.dumps(doc))
-        reads.clear()
-        second = listing_server(folder, tmp_path, reads)
-        try:
-            assert await warmed(second) == listed
-            assert len(reads) == len(listed)
-        finally:
-            await second.stop()
+        again, reads = await listed_by_a_new_server(folder, tmp_path)
+        assert again == listed and len(reads) == len(listed)
 
     asyncio.run(scenario())
