@@ -1,10 +1,12 @@
-"""Durable file primitives: whole writes, atomic replacement, fsync, and disk-error messages."""
+"""Durable file primitives: whole writes, atomic replacement, fsync, cache reads, and
+disk-error messages."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -57,6 +59,33 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+# A cache file is never a link, never waited for (a FIFO), and never read past a cap.
+_CACHE_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def read_cache_file(path: Path, max_bytes: int) -> bytes | None:
+    """A cache file's bytes; None if missing, not a regular file, or over `max_bytes`.
+
+    Caches live in a folder others may write to (a shared store): whatever is found there must
+    not hang a server (a FIFO, a device) or fill its memory (a link to /dev/zero).
+    """
+    try:
+        fd = os.open(path, _CACHE_OPEN_FLAGS)  # missing, or a symbolic link (ELOOP): OSError
+        with open(fd, "rb") as file:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+                return None
+            data = file.read(max_bytes + 1)
+    except OSError:  # a cache: whatever keeps it from being read, it is rebuilt
+        return None
+    return data if len(data) <= max_bytes else None
 
 
 def remove_stale_temps(directory: Path, max_age: float = 3600.0) -> int:

@@ -27,6 +27,7 @@ WRITE_LOCKS = ".locks"  # a folder of `write_lock` files, one per task written
 # Caches for the next process (the listing's rows, `write_hint`s): a dot-folder, which scans
 # skip, so writing there leaves the task folder's own stamp alone.
 CACHE_FOLDER = ".cache"
+MAX_CACHE_BYTES = 256 * 2**20  # a larger cache file is passed over (about 500,000 tasks)
 
 
 class TaskPaths(NamedTuple):

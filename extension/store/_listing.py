@@ -40,7 +40,7 @@ from typing import Generic, TypeVar
 from ..ids import is_task_id
 from ..models import Status
 from . import _folder as folder
-from ._atomic import atomic_write
+from ._atomic import atomic_write, read_cache_file
 from .base import TaskSummary
 
 NAME = f"{folder.CACHE_FOLDER}/listing"
@@ -53,9 +53,8 @@ _T = TypeVar("_T")
 
 def load(directory: Path) -> folder.HeadCache:
     """The rows stored in the folder's listing file; empty if it is missing or not ours."""
-    try:
-        raw = (directory / NAME).read_bytes()
-    except OSError:
+    raw = read_cache_file(directory / NAME, folder.MAX_CACHE_BYTES)
+    if raw is None:
         return {}
     try:
         doc = json.loads(raw)

@@ -25,7 +25,7 @@ from ..errors import LeaseLost, StoreUnavailable
 from . import _folder as folder
 from . import _journal as journal
 from . import _lease as leases
-from ._atomic import atomic_write, remove_stale_temps, storage_error
+from ._atomic import atomic_write, read_cache_file, remove_stale_temps, storage_error
 from ._files_shared import Entry, SharedFileCalls
 from ._heads import Head, NeedsFullLoad, load_head
 from ._listing import Listing, SharedScans
@@ -526,14 +526,7 @@ class FileTaskStore(SharedFileCalls):
 
     async def read_hint(self, name: str) -> bytes | None:
         path = self._hint_path(name)
-
-        def read() -> bytes | None:
-            try:
-                return path.read_bytes()
-            except FileNotFoundError:
-                return None
-
-        return await self._io(read, writes=False)
+        return await self._io(read_cache_file, path, folder.MAX_CACHE_BYTES, writes=False)
 
     async def write_hint(self, name: str, data: bytes) -> None:
         path = self._hint_path(name)
