@@ -64,7 +64,7 @@ async def list_tasks(
     text: str | None = None,
 ) -> list[TaskInfo]:
     """Tasks newest first, as `GET tasks` lists them (summaries, every owner's)."""
-    listing = TaskListing(store, store.peek, lambda owner, user: True)
+    listing = TaskListing(store, store.peek_many, lambda owner, user: True)
     wanted = ListQuery(
         status=None if status is None else Status(status), limit=limit, offset=offset, text=text
     )

@@ -81,3 +81,18 @@ def load_head(directory: Path, task_id: str, cached: Head | None) -> Head | None
     limit = durable[1] if durable and durable[0] == state.run_first_event_id else None
     pos = journal.replay(state, log_path, pos, durable=limit, full=False).position
     return Head(state, snap_sig, ino, pos)
+
+
+def load_heads(
+    directory: Path, wanted: list[tuple[str, Head | None]]
+) -> tuple[dict[str, Head | None], list[str]]:
+    """`load_head` of each (task id, cached head): the heads (None: absent), and the ids that
+    need a full load."""
+    heads: dict[str, Head | None] = {}
+    full = []
+    for task_id, cached in wanted:
+        try:
+            heads[task_id] = load_head(directory, task_id, cached)
+        except NeedsFullLoad:
+            full.append(task_id)
+    return heads, full

@@ -206,6 +206,10 @@ class TaskStore(abc.ABC):
         """The state without outputs or checkpoints, for reading only (never mutate it)."""
         return await self.load(task_id)
 
+    async def peek_many(self, task_ids: list[str]) -> dict[str, TaskState | None]:
+        """`peek` of each task, by id; a backend may read them in one go (a listing's batch)."""
+        return {task_id: await self.peek(task_id) for task_id in task_ids}
+
     @abc.abstractmethod
     async def summaries(self) -> list[TaskSummary]:
         """One row per stored task, without loading outputs or checkpoints."""

@@ -27,7 +27,7 @@ from . import _journal as journal
 from . import _lease as leases
 from ._atomic import atomic_write, read_cache_file, remove_stale_temps, storage_error
 from ._files_shared import Entry, SharedFileCalls
-from ._heads import Head, NeedsFullLoad, load_head
+from ._heads import Head, load_heads
 from ._listing import Listing, SharedScans
 from ._recovery import Signature, load_task, quarantine, signature
 from ._watch import FolderWatch
@@ -398,28 +398,38 @@ class FileTaskStore(SharedFileCalls):
 
     async def peek(self, task_id: str) -> TaskState | None:
         """Status, progress and result without outputs: two snapshot lines plus the log's news."""
-        paths = self._paths(task_id)
-        entry = self._entries.get(task_id)
-        if entry is not None:
-            return entry.state
-        cached = self._cache.get(task_id)
-        if cached is not None and signature(paths.snapshot, paths.log) == cached[1]:
-            return cached[0]
-        try:
-            head = await self._io(
-                load_head, self.directory, task_id, self._heads.get(task_id), writes=False
-            )
-        except NeedsFullLoad:
-            self._heads.pop(task_id, None)
-            return await self.load(task_id)
-        if head is None:
-            self._heads.pop(task_id, None)
-            return None
-        self._heads[task_id] = head
-        self._heads.move_to_end(task_id)
+        return (await self.peek_many([task_id]))[task_id]
+
+    async def peek_many(self, task_ids: list[str]) -> dict[str, TaskState | None]:
+        """`peek` of each task, the files read in one worker-thread hop (a listing's batch)."""
+        found: dict[str, TaskState | None] = {}
+        wanted = []
+        for task_id in task_ids:
+            paths = self._paths(task_id)
+            entry = self._entries.get(task_id)
+            if entry is not None:
+                found[task_id] = entry.state
+                continue
+            cached = self._cache.get(task_id)
+            if cached is not None and signature(paths.snapshot, paths.log) == cached[1]:
+                found[task_id] = cached[0]
+                continue
+            wanted.append((task_id, self._heads.get(task_id)))
+        heads, full = await self._io(load_heads, self.directory, wanted, writes=False)
+        for task_id, head in heads.items():
+            if head is None:
+                self._heads.pop(task_id, None)
+                found[task_id] = None
+                continue
+            self._heads[task_id] = head
+            self._heads.move_to_end(task_id)
+            found[task_id] = head.state
         while len(self._heads) > _HEADS:
             self._heads.popitem(last=False)
-        return head.state
+        for task_id in full:  # seed, damaged or older files: the full path decides
+            self._heads.pop(task_id, None)
+            found[task_id] = await self.load(task_id)
+        return {task_id: found[task_id] for task_id in task_ids}  # in the order asked
 
     async def summaries(self) -> list[TaskSummary]:
         """One row per task from each snapshot's first line (seed files are read whole)."""

@@ -39,6 +39,7 @@ WARM_DELAY = 1.0
 # Summaries kept in memory are served without a pause: a listing of 10,000 lets other requests
 # (a health probe) in between every so many rows rather than hold the loop for all of them.
 _ROWS_PER_TURN = 500
+_READ_BATCH = 200  # tasks read for their summaries in one store call (one thread hop on files)
 _SAVED_VERSION = 1
 # Kept summaries are `TaskInfo` without its result: a server whose `TaskInfo` has other fields
 # (another version) does not use them.
@@ -78,13 +79,14 @@ class TaskListing:
     def __init__(
         self,
         store: TaskStore,
-        read: Callable[[str], Awaitable[TaskState | None]],
+        read: Callable[[list[str]], Awaitable[dict[str, TaskState | None]]],
         visible: Callable[[str | None, str | None], bool],
         log: logging.Logger | None = None,
     ) -> None:
         self._store = store
         self._log = log or logging.getLogger(__name__)
-        self._read = read  # the freshest state (a live run's, else a cheap read of the store)
+        # The freshest states of tasks, by id (a live run's, else a cheap read of the store).
+        self._read = read
         self._visible = visible
         self._summaries: dict[str, _Summary] = {}
         self._every_row = asyncio.Lock()  # listings that read every row's summary, one at a time
@@ -158,48 +160,74 @@ class TaskListing:
             and self._visible(row.owner, query.user)
         ]
         rows.sort(key=lambda row: row.created_at, reverse=True)
+        end = None if query.limit is None else query.offset + query.limit
+        summaries: dict[str, _Summary | None] = {}
+        if query.text or not query.with_results:
+            summaries = await self._summaries_of(rows if query.text else rows[query.offset : end])
         if query.text:
             needle = query.text.casefold()
-            matching = []
-            for n, row in enumerate(rows, 1):
-                if n % _ROWS_PER_TURN == 0:
-                    await asyncio.sleep(0)
-                summary = await self._summary(row)
-                if summary is not None and needle in summary.query:
-                    matching.append(row)
-            rows = matching
-        end = None if query.limit is None else query.offset + query.limit
-        tasks = []
-        for n, row in enumerate(rows[query.offset : end], 1):
-            if n % _ROWS_PER_TURN == 0:
-                await asyncio.sleep(0)
-            info = await self._info(row, query.with_results)
-            # The row may lag the task (it moved on since): a filter holds on what is shown.
-            if info is not None and (query.status is None or info["status"] == query.status.value):
-                tasks.append(info)
+            rows = [
+                row
+                for row in rows
+                if (summary := summaries[row.task_id]) is not None and needle in summary.query
+            ]
+        shown = rows[query.offset : end]
+        if query.with_results:
+            infos = await self._full_infos(shown)
+        else:
+            infos = [_info_of(summaries[row.task_id]) for row in shown]
+        # The row may lag the task (it moved on since): a filter holds on what is shown.
+        tasks = [
+            info
+            for info in infos
+            if info is not None and (query.status is None or info["status"] == query.status.value)
+        ]
         return Page(tasks, len(rows))
 
-    async def _info(self, row: TaskSummary, with_result: bool) -> dict[str, Any] | None:
-        if with_result:
-            state = await self._read(row.task_id)
-            return None if state is None else state.info().model_dump(mode="json")
-        summary = await self._summary(row)
-        return None if summary is None else summary.info
+    async def _full_infos(self, rows: list[TaskSummary]) -> list[dict[str, Any] | None]:
+        """`TaskInfo` with its result of each row's task (None: gone meanwhile)."""
+        infos: list[dict[str, Any] | None] = []
+        for start in range(0, len(rows), _READ_BATCH):
+            batch = [row.task_id for row in rows[start : start + _READ_BATCH]]
+            states = await self._read(batch)
+            for task_id in batch:
+                state = states.get(task_id)
+                infos.append(None if state is None else state.info().model_dump(mode="json"))
+        return infos
 
-    async def _summary(self, row: TaskSummary) -> _Summary | None:
-        cached = self._summaries.get(row.task_id)
-        if cached is not None and cached.version == (row.status, row.updated_at):
-            return cached
-        state = await self._read(row.task_id)
+    async def _summaries_of(self, rows: list[TaskSummary]) -> dict[str, _Summary | None]:
+        """The summary of each row's task (None: gone meanwhile): kept ones while the row shows
+        what they were made from, else made from the tasks, read in batches of `_READ_BATCH`."""
+        found: dict[str, _Summary | None] = {}
+        stale = []
+        for n, row in enumerate(rows, 1):
+            if n % _ROWS_PER_TURN == 0:
+                await asyncio.sleep(0)
+            kept = self._summaries.get(row.task_id)
+            if kept is not None and kept.version == (row.status, row.updated_at):
+                found[row.task_id] = kept
+            else:
+                stale.append(row.task_id)
+        for start in range(0, len(stale), _READ_BATCH):
+            batch = stale[start : start + _READ_BATCH]
+            states = await self._read(batch)
+            for task_id in batch:
+                found[task_id] = self._keep(task_id, states.get(task_id))
+        return found
+
+    def _keep(self, task_id: str, state: TaskState | None) -> _Summary | None:
+        self._changed = True
         if state is None:
-            self._summaries.pop(row.task_id, None)
+            self._summaries.pop(task_id, None)
             return None
         info = state.info().model_dump(mode="json", exclude={"result"})
-        query = _query_of(info)
-        summary = _Summary((state.status, state.updated_at), info, query)
-        self._summaries[row.task_id] = summary
-        self._changed = True
+        summary = _Summary((state.status, state.updated_at), info, _query_of(info))
+        self._summaries[task_id] = summary
         return summary
+
+
+def _info_of(summary: _Summary | None) -> dict[str, Any] | None:
+    return None if summary is None else summary.info
 
 
 def _query_of(info: dict[str, Any]) -> str:

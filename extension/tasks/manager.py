@@ -89,7 +89,7 @@ class TaskManager:
             takeover or TakeoverPolicy(),
             self.log,
         )
-        self.listing = TaskListing(store, self.takeover.read, self.requests.visible, self.log)
+        self.listing = TaskListing(store, self.takeover.read_many, self.requests.visible, self.log)
         self._warm_listing = warm_listing
         self._warm_listing_for = warm_listing_for
         self._warming: asyncio.Task[None] | None = None

@@ -259,7 +259,18 @@ class Takeover:
 
     async def read(self, task_id: str) -> TaskState | None:
         """The live state of a task this server holds, else a cheap read of the store."""
-        live = self.runner.live.get(task_id)
-        if live is not None and task_id in self.leases.held:
-            return live.state
-        return await self.store.peek(task_id)
+        return (await self.read_many([task_id]))[task_id]
+
+    async def read_many(self, task_ids: list[str]) -> dict[str, TaskState | None]:
+        """`read` of each task, the store's reads in one call."""
+        found: dict[str, TaskState | None] = {}
+        others = []
+        for task_id in task_ids:
+            live = self.runner.live.get(task_id)
+            if live is not None and task_id in self.leases.held:
+                found[task_id] = live.state
+            else:
+                others.append(task_id)
+        if others:
+            found.update(await self.store.peek_many(others))
+        return found

@@ -330,3 +330,33 @@ async def test_hints_are_kept_for_the_next_store_and_names_are_checked(
         assert await store.summaries() == []  # a hint is no task
     async with opened(make_store) as later:
         assert await later.read_hint("task-summaries-0") == b'{"a": 2}'
+
+
+@async_test
+async def test_peek_many_reads_each_task_as_peek_does(make_store: StoreFactory) -> None:
+    done, live = new_state(), new_state()
+    missing = uuid.uuid4().hex
+    ids = [done.task_id, live.task_id, missing]
+    async with opened(make_store) as store:
+        for state in (done, live):
+            assert await store.create(state)
+            await store.append(state, "status", {"status": "running"})
+        await store.append(done, "result", {"report": "# R", "sources": []})
+        await store.append(done, "status", {"status": "completed"})
+        await store.save(done, durable=True)
+        await store.append(live, "output", {"text": "not flushed yet"})  # this store's live view
+        for reader in (store, make_store()):  # the writer, and another server
+            if reader is not store:
+                await reader.open()
+            many = await reader.peek_many(ids)
+            assert list(many) == ids
+            for task_id in ids:
+                one = await reader.peek(task_id)
+                got = many[task_id]
+                assert (got is None) == (one is None) == (task_id == missing)
+                if got is not None and one is not None:
+                    assert got.info() == one.info()
+            if reader is not store:
+                await reader.close()
+        finished = many[done.task_id]
+        assert finished is not None and finished.result == {"report": "# R", "sources": []}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tracemalloc
 from pathlib import Path
 
@@ -74,3 +75,26 @@ async def test_peek_follows_another_writer_and_folds_only_durable_news(folder: P
         assert done is not None and done.status is Status.completed
         assert done.result == {"report": "# R", "sources": []}
         assert await reader.peek("f" * 32) is None
+
+
+@async_test
+async def test_peek_many_reads_seed_files_and_ours_alike(folder: Path) -> None:
+    folder.mkdir()
+    seeds = sorted(Path(__file__).parent.glob("seed_tasks/*.json"))
+    seed_ids = [p.stem for p in seeds if len(p.stem) == 32]
+    for path in seeds:
+        shutil.copy(path, folder / path.name)
+    async with opened(folder) as store:
+        ours = new_state()
+        assert await store.create(ours)
+        await finish(store, ours)
+    ids = [*seed_ids, ours.task_id]
+    async with opened(folder) as store:
+        many = await store.peek_many(ids)
+        async with opened(folder) as other:
+            for task_id in ids:
+                one = await other.peek(task_id)
+                assert one is not None and many[task_id] is not None
+                assert many[task_id].info() == one.info()
+        assert many[ours.task_id].status is Status.completed
+        assert len(seed_ids) >= 2

@@ -52,9 +52,9 @@ def listing_server(folder: Path, tmp_path: Path, reads: list[str]) -> TaskManage
     )
     real_read = manager.listing._read
 
-    async def counting(task_id: str) -> TaskState | None:
-        reads.append(task_id)
-        return await real_read(task_id)
+    async def counting(task_ids: list[str]) -> dict[str, TaskState | None]:
+        reads.extend(task_ids)
+        return await real_read(task_ids)
 
     manager.listing._read = counting
     return manager
