@@ -385,16 +385,7 @@ class FileTaskStore(SharedFileCalls):
                 self._cache.move_to_end(task_id)
                 return cached[0]
             del self._cache[task_id]
-        loaded = await self._io(
-            load_task, self.directory, task_id, self.log, not self.read_only, writes=False
-        )
-        if loaded is None:
-            return None
-        state, sig = loaded
-        if task_id in self._entries:  # a writer appeared while we read
-            return self._entries[task_id].state
-        self._remember(state, sig)
-        return state
+        return (await self._load_files([task_id]))[task_id]
 
     async def peek(self, task_id: str) -> TaskState | None:
         """Status, progress and result without outputs: two snapshot lines plus the log's news."""
@@ -426,10 +417,32 @@ class FileTaskStore(SharedFileCalls):
             found[task_id] = head.state
         while len(self._heads) > _HEADS:
             self._heads.popitem(last=False)
-        for task_id in full:  # seed, damaged or older files: the full path decides
+        for task_id in full:
             self._heads.pop(task_id, None)
-            found[task_id] = await self.load(task_id)
+        # Seed, damaged or older files: the full path decides, for all of them in one hop.
+        found.update(await self._load_files(full))
         return {task_id: found[task_id] for task_id in task_ids}  # in the order asked
+
+    async def _load_files(self, task_ids: list[str]) -> dict[str, TaskState | None]:
+        """`load` of tasks this store does not write, their files read in one worker-thread hop."""
+        if not task_ids:
+            return {}
+        repair = not self.read_only
+
+        def read() -> dict[str, tuple[TaskState, Signature] | None]:
+            return {t: load_task(self.directory, t, self.log, repair) for t in task_ids}
+
+        found: dict[str, TaskState | None] = {}
+        for task_id, loaded in (await self._io(read, writes=False)).items():
+            entry = self._entries.get(task_id)
+            if entry is not None:  # a writer appeared while we read
+                found[task_id] = entry.state
+            elif loaded is None:
+                found[task_id] = None
+            else:
+                self._remember(*loaded)
+                found[task_id] = loaded[0]
+        return found
 
     async def summaries(self) -> list[TaskSummary]:
         """One row per task from each snapshot's first line (seed files are read whole)."""
