@@ -137,3 +137,55 @@ def test_a_creator_that_loses_the_new_tasks_lease_before_queueing_still_answers_
             await manager.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_resume_frozen_past_its_wait_still_takes_the_lease_that_lapsed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the 1,000-iteration chaos run on Redis: a POST of a paused task whose lease
+    # another server held asked that server to let go; this server was then frozen (SIGSTOP)
+    # past its wait, during which the holder's lease lapsed, and on waking it answered 409
+    # "did not let it go" without trying the lease once more.
+    from jupyter_deepresearch.extension.tasks import takeover as takeover_module
+
+    monkeypatch.setattr(takeover_module, "CONTROL_WAIT_SECONDS", 0.3)
+    query = "frozen resumer units=40 delay=0.2"
+
+    async def scenario() -> Status:
+        holder = TaskManager(
+            FileTaskStore(tmp_path / "tasks"),
+            pipelines.stepped,
+            root_dir=tmp_path,
+            cache_dir=tmp_path / "cache",
+            lease_seconds=1.0,
+            log=logging.getLogger("frozen-resumer-holder"),
+        )
+        resumer = manager_on(tmp_path, "resumer")
+        await holder.ensure_started()
+        await resumer.ensure_started()
+        try:
+            pipelines.STARTED[query] = asyncio.Event()
+            state, _ = await holder.submit(ResearchRequest(query=query), None)
+            await asyncio.wait_for(pipelines.STARTED[query].wait(), 30)
+            assert (await holder.pause(state.task_id)).status is Status.paused
+            # The holder keeps the paused task's lease and then stops answering (frozen): no
+            # renewal, no control requests taken. Its lease lapses a second later.
+            assert await holder.leases.acquire(state.task_id)
+            await holder.upkeep.stop()
+
+            ask = resumer.store.request_control
+
+            async def ask_then_freeze(task_id: str, action: str) -> None:
+                await ask(task_id, action)
+                await asyncio.sleep(1.5)  # past the wait, and past the holder's lease
+
+            resumer.store.request_control = ask_then_freeze  # type: ignore[method-assign]
+            resumed = await resumer.resume(state.task_id)
+            assert state.task_id in resumer.leases.held
+            return resumed.status
+        finally:
+            pipelines.STARTED.pop(query, None)
+            await holder.stop()
+            await resumer.stop()
+
+    assert asyncio.run(scenario()) in (Status.queued, Status.running)
