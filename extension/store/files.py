@@ -406,6 +406,8 @@ class FileTaskStore(SharedFileCalls):
                 found[task_id] = cached[0]
                 continue
             wanted.append((task_id, self._heads.get(task_id)))
+        if not wanted:  # all live or cached: no thread hop
+            return {task_id: found[task_id] for task_id in task_ids}
         heads, full = await self._io(load_heads, self.directory, wanted, writes=False)
         for task_id, head in heads.items():
             if head is None:
