@@ -235,8 +235,8 @@ class TasksHandler(DeepResearchHandler):
         limit = None if raw_limit is None else parse_count("limit", raw_limit, minimum=1)
         raw_offset = self.get_query_argument("offset", None)
         offset = 0 if raw_offset is None else parse_count("offset", raw_offset, minimum=0)
-        include = self.get_query_argument("include", "")
-        if include not in ("", "result"):
+        include = self.get_query_argument("include", None)
+        if include not in (None, "result"):
             raise BadRequest(f"include must be 'result' (or absent); got {include!r}.")
         text = self.get_query_argument("q", "")
         if len(text) > MAX_FILTER_CHARS:
