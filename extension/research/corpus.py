@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypedDict
 
+from .pyparse import parse_python
+
 CORPUS_VERSION = "3"
 PASSAGE_WORDS = 140  # a passage is a few paragraphs, never a whole document
 
@@ -175,7 +177,7 @@ def builtin_passages() -> list[Passage]:
     for module, path in _stdlib_modules(stdlib_dir()):
         try:
             source = path.read_text(encoding="utf-8")
-            tree = ast.parse(source, filename=str(path))
+            tree = parse_python(source, filename=str(path))
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             continue
         out.extend(ast_passages(tree, module, lambda name: f"python:{name}"))

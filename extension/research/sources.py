@@ -27,6 +27,7 @@ from typing import NamedTuple
 from .context import DEFAULT_MAX_SOURCE_FILE_BYTES
 from .corpus import CORPUS_VERSION, Passage, ast_passages, chunks, paragraphs
 from .documents import UnreadableDocument, docx_text, pdf_pages
+from .pyparse import parse_python
 
 SOURCE_SUFFIXES = (".md", ".txt", ".ipynb", ".py", ".html", ".htm", ".pdf", ".docx")
 # Bumped when what a folder yields changes for the same files, so cached indexes are rebuilt.
@@ -169,7 +170,7 @@ def file_passages(
         return _notebook_passages(rel, raw)
     if suffix == "py":
         try:
-            tree = ast.parse(raw)
+            tree = parse_python(raw, filename=rel)
         except (SyntaxError, ValueError):  # not Python after all: still worth reading as text
             return _text_passages(rel, raw)
         return _py_file_passages(rel, tree)
