@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import sysconfig
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,45 +15,57 @@ from jupyter_deepresearch.extension.research import pyparse
 from jupyter_deepresearch.extension.research.pyparse import parse_python
 
 SPURIOUS = "AST constructor recursion depth mismatch (before=33, after=34)"
+# `ast.parse` is patched for the whole process while other threads parse too (an index build a
+# cancelled test abandoned, pytest formatting a report): only this source meets the fault.
+SOURCE = 'def f():\n    """Doc."""\n'
+
+
+def patch_parse(monkeypatch: pytest.MonkeyPatch, fault: Callable[[int], None]) -> list[str]:
+    """Make each `ast.parse` of `SOURCE` call `fault(attempt)` first; returns those calls."""
+    real_parse = ast.parse
+    calls: list[str] = []
+
+    def parse(source: str, *args: Any, **kwargs: Any) -> ast.Module:
+        if source == SOURCE:
+            calls.append(source)
+            fault(len(calls))
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(pyparse.ast, "parse", parse)
+    return calls
 
 
 def test_a_spurious_recursion_depth_mismatch_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_parse = ast.parse
-    calls = []
-
-    def flaky_parse(source: str, *args: Any, **kwargs: Any) -> ast.Module:
-        calls.append(source)
-        if len(calls) == 1:
+    def first_attempt_fails(attempt: int) -> None:
+        if attempt == 1:
             raise SystemError(SPURIOUS)  # what CPython 3.11 raised in CI, racing another thread
-        return real_parse(source, *args, **kwargs)
 
-    monkeypatch.setattr(pyparse.ast, "parse", flaky_parse)
-    tree = parse_python("def f():\n    '''Doc.'''\n", "f.py")
+    calls = patch_parse(monkeypatch, first_attempt_fails)
+    tree = parse_python(SOURCE, "f.py")
     assert len(calls) == 2
     assert ast.get_docstring(tree.body[0]) == "Doc."  # type: ignore[arg-type]
 
 
 def test_a_mismatch_that_persists_is_raised_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
-    def always(source: str, *args: Any, **kwargs: Any) -> ast.Module:
+    def always(attempt: int) -> None:
         raise SystemError(SPURIOUS)
 
-    monkeypatch.setattr(pyparse.ast, "parse", always)
+    calls = patch_parse(monkeypatch, always)
     with pytest.raises(SystemError, match="recursion depth mismatch"):
-        parse_python("x = 1")
+        parse_python(SOURCE)
+    assert len(calls) == 3
 
 
 def test_other_errors_pass_through_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SyntaxError):
         parse_python("def (:", "broken.py")
-    calls = []
 
-    def other(source: str, *args: Any, **kwargs: Any) -> ast.Module:
-        calls.append(source)
+    def other(attempt: int) -> None:
         raise SystemError("something else")
 
-    monkeypatch.setattr(pyparse.ast, "parse", other)
+    calls = patch_parse(monkeypatch, other)
     with pytest.raises(SystemError, match="something else"):
-        parse_python("x = 1")
+        parse_python(SOURCE)
     assert len(calls) == 1
 
 
