@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,12 @@ async def test_cancel_during_first_index_build_is_prompt(make_ctx: Any, tmp_path
     # cancellation did not wait for the build.
     assert not [p for p in (cache / "index").glob("bm25-*") if (p / "meta.json").exists()]
     assert "report" not in ctx.checkpoints
+    # The abandoned build goes on in its thread: let it end here, or its parsing would race
+    # later tests' `ast.parse` (pytest's own included), and CPython 3.11 shares the AST
+    # constructor's state between threads (see `research/pyparse.py`).
+    for thread in threading.enumerate():
+        if thread.name.startswith("deepresearch-"):
+            thread.join(timeout=300)
 
 
 async def test_missing_source_folder_fails_the_run_clearly(make_ctx: Any, tmp_path: Path) -> None:
