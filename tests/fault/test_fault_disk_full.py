@@ -255,9 +255,7 @@ class TestRealTmpfs:
 
         await eventually(two_units_done)
         self.filler(ballast)()
-        self.status_while_full = (
-            await wait_status(api, task_id, "completed", "paused", timeout=20)
-        )["status"]
+        await wait_status(api, task_id, "completed", "paused", timeout=20)
         served_while_full = await replay(api, task_id)
         ballast.unlink()
         await dr_app.manager.retry_storage_paused()
