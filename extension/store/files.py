@@ -228,6 +228,11 @@ class FileTaskStore(SharedFileCalls):
         raw = journal.event_line(event)  # before `apply`: unserialisable data changes nothing
         state.apply(event)
         entry.pending.append((event, raw))
+        if state.attempts != entry.logged_attempts:
+            # In the same batch as the event that starts the turn ("running"): a group commit
+            # between it and the next save, then a crash, would lose the turn's count.
+            entry.pending.append((None, journal.meta_line(state.attempts)))
+            entry.logged_attempts = state.attempts
         return event
 
     async def save(self, state: TaskState, *, durable: bool = False) -> None:

@@ -135,6 +135,21 @@ async def test_log_beyond_snapshot_is_replayed(folder: Path) -> None:
 
 
 @async_test
+async def test_a_new_turn_flushed_before_its_save_keeps_its_attempt(folder: Path) -> None:
+    """Found by the chaos run: "running" reached the log in a group commit before the save
+    that logged the attempt, and a crash right then let the next turn count from 0 again."""
+    async with opened(folder) as store:
+        state = await run_task(store, outputs=1)
+        assert state.attempts == 1
+        state.attempts += 1  # what the runner does for a new turn, as it appends "running"
+        await store.append(state, "status", {"status": "running"})
+        await store.flush()  # the group commit; the server then dies before its save
+        loaded = await FileTaskStore(store.directory).load(state.task_id)
+        assert loaded is not None
+        assert (loaded.status, loaded.attempts) == (Status.running, 2)
+
+
+@async_test
 async def test_load_returns_the_managers_object(folder: Path) -> None:
     async with opened(folder) as store:
         state = await run_task(store)
