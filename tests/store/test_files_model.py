@@ -38,6 +38,7 @@ class Model:
     checkpoints: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
     durable_id: int = 0  # events up to here are flushed
+    logged_attempts: int = 0  # goes out with the next flush (logged with an event or a save)
     durable_attempts: int = 0
 
     def crash(self) -> None:
@@ -74,10 +75,12 @@ async def scenario(folder: Path, ops: list[tuple[str, Any]]) -> None:
             model.last_id += 1
             assert event.id == model.last_id
             model.events.append((event.id, op, arg))
+            model.logged_attempts = model.attempts  # a new turn is logged with its first event
         elif op == "checkpoint":
             await store.save_checkpoint(state, arg, model.last_id)
             model.checkpoints[arg] = model.last_id
             model.durable_id = model.last_id
+            model.durable_attempts = model.logged_attempts
         elif op == "attempt":
             state.attempts += 1
             model.attempts += 1
@@ -85,12 +88,13 @@ async def scenario(folder: Path, ops: list[tuple[str, Any]]) -> None:
             await (store.flush() if op == "flush" else store.save(state))
             model.durable_id = model.last_id
             if op == "save":
-                model.durable_attempts = model.attempts
+                model.logged_attempts = model.attempts
+            model.durable_attempts = model.logged_attempts
         elif op == "reset":
             await store.reset_run(state)
             model.run_first = model.last_id + 1
             model.events, model.checkpoints = [], {}
-            model.attempts = model.durable_attempts = 0
+            model.attempts = model.logged_attempts = model.durable_attempts = 0
             model.durable_id = model.last_id
         else:
             if op == "reload":
@@ -106,7 +110,7 @@ async def scenario(folder: Path, ops: list[tuple[str, Any]]) -> None:
             assert loaded is not None
             state = loaded
             if op == "reload":
-                model.durable_attempts = model.attempts = state.attempts
+                model.durable_attempts = model.logged_attempts = model.attempts = state.attempts
         await check(store, state, model) if op in ("reload", "crash", "reset") else None
     await store.close()
     await check(FileTaskStore(folder), state, model)
